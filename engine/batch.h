@@ -17,6 +17,9 @@ struct SequenceStep {
   std::vector<std::vector<std::byte*>> block_table;
   // Logits for every token of the step (parity tests) or only for the last one (serving).
   bool all_logits = false;
+  // SpeContext: for a decode step (one token), the positions it attends to per KV head, in
+  // ascending order, shared by every layer; empty means dense attention over every position.
+  std::vector<std::vector<int32_t>> sparse_positions;
 };
 
 struct BatchStep {

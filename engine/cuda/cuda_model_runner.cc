@@ -108,6 +108,8 @@ Status CudaModelRunner::Init() {
                       cudaMemcpyHostToDevice));
   SPC_ASSIGN_OR_RETURN(inputs_,
                        StepInputs::Create(config_, options_.max_tokens, options_.max_sequences));
+  SPC_ASSIGN_OR_RETURN(sparse_inputs_,
+                       SparseIndexInputs::Create(options_.max_sequences, config_.num_kv_heads));
   return Status::Ok();
 }
 
@@ -185,14 +187,18 @@ Status CudaModelRunner::AttendAll(int layer, const StepShape& shape) {
   const PagedKv kv = LayerKv(layer, shape);
   const float scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
   if (shape.decode > 0) {
-    const DecodeAttentionArgs args{.q = qkv,
-                                   .out = attn,
-                                   .q_stride = width,
-                                   .out_stride = q_size,
-                                   .batch = shape.decode,
-                                   .num_q_heads = config_.num_heads,
-                                   .scale = scale,
-                                   .seq_lens = in.seq_lens};
+    const DecodeAttentionArgs args{
+        .q = qkv,
+        .out = attn,
+        .q_stride = width,
+        .out_stride = q_size,
+        .batch = shape.decode,
+        .num_q_heads = config_.num_heads,
+        .scale = scale,
+        .seq_lens = in.seq_lens,
+        .indices = sparse_shape_.index_stride > 0 ? sparse_inputs_.indices() : nullptr,
+        .index_counts = sparse_inputs_.counts(),
+        .index_stride = sparse_shape_.index_stride};
     SPC_RETURN_IF_ERROR(DecodeAttention(args, kv, decode_plan_, ws_.attention.data(), stream_));
   }
   if (shape.prefill > 0) {
@@ -288,7 +294,8 @@ Status CudaModelRunner::CaptureDecodeGraph(const StepShape& shape, cudaGraphExec
 }
 
 Status CudaModelRunner::RunDecodeGraph(const StepShape& shape) {
-  const GraphKey key{shape.decode, shape.max_context};
+  const GraphKey key{shape.decode, shape.max_context, sparse_shape_.max_attend,
+                     sparse_shape_.index_stride};
   auto found = graphs_.find(key);
   // Captured on the second sighting: cuBLAS has picked its kernels and the workspace is sized.
   if (found == graphs_.end() && !uncapturable_.contains(key) && eager_runs_[key]++ > 0) {
@@ -327,16 +334,24 @@ Status CudaModelRunner::Step(const BatchStep& batch, StepOutput* out) {
     for (const SequenceStep& s : batch.sequences) longest = std::max(longest, s.start_position + 1);
     graph_context = std::max(kMinGraphContext, NextPow2(longest));
   }
-  const int generation = inputs_.generation();
+  const int generation = inputs_.generation(), sparse_generation = sparse_inputs_.generation();
   SPC_ASSIGN_OR_RETURN(StepShape shape,
                        inputs_.Pack(batch, layout_, rope_, dynamic, graph_batch, graph_context));
-  if (inputs_.generation() != generation) DropGraphs();
+  SPC_ASSIGN_OR_RETURN(sparse_shape_,
+                       sparse_inputs_.Pack(batch, config_.num_kv_heads, shape.decode,
+                                           graph_batch > 0 ? kMinGraphContext : 0, graph_context));
+  if (inputs_.generation() != generation || sparse_inputs_.generation() != sparse_generation) {
+    DropGraphs();
+  }
   if (shape.decode > 0) {
+    const int attend =
+        sparse_shape_.index_stride > 0 ? sparse_shape_.max_attend : shape.max_context;
     SPC_ASSIGN_OR_RETURN(decode_plan_, PlanDecodeAttention(LayerKv(0, shape), shape.decode,
-                                                           config_.num_heads, shape.max_context));
+                                                           config_.num_heads, attend));
     SPC_RETURN_IF_ERROR(EnsureAttentionWorkspace(decode_plan_.workspace_bytes));
   }
   SPC_RETURN_IF_ERROR(inputs_.Upload(shape, stream_));
+  SPC_RETURN_IF_ERROR(sparse_inputs_.Upload(sparse_shape_, shape.decode, stream_));
   out->logits.resize(static_cast<size_t>(shape.returned_rows) * config_.vocab_size);
   if (graph_batch > 0) {
     SPC_RETURN_IF_ERROR(RunDecodeGraph(shape));

@@ -1,6 +1,7 @@
 // The CUDA forward pass: BF16 weights and KV, fp32 accumulation, one step over a batch that
 // mixes prefill chunks and decode tokens. Pure-decode steps replay CUDA graphs captured per
-// (batch bucket, context bucket), so a step costs one launch instead of hundreds.
+// (batch bucket, context bucket, sparse-list bucket), so a step costs one launch instead of
+// hundreds. Decode rows with SpeContext position lists attend to those positions only.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -16,6 +17,7 @@
 #include "engine/cuda/cuda_weights.h"
 #include "engine/cuda/decode_attention.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/sparse_index_inputs.h"
 #include "engine/cuda/step_inputs.h"
 #include "engine/model/model.h"
 #include "engine/model_runner.h"
@@ -57,6 +59,8 @@ class CudaModelRunner : public ModelRunner {
   struct GraphKey {
     int batch = 0;
     int context = 0;
+    int attend = 0;        // what the attention plan is cut for
+    int index_stride = 0;  // SpeContext lists per (row, KV head); 0 when dense
     auto operator<=>(const GraphKey&) const = default;
   };
 
@@ -88,6 +92,8 @@ class CudaModelRunner : public ModelRunner {
   std::unique_ptr<CublasGemm> gemm_;
   Workspace ws_;
   StepInputs inputs_;
+  SparseIndexInputs sparse_inputs_;
+  SparseShape sparse_shape_;
   DecodeAttentionPlan decode_plan_;
   std::map<GraphKey, cudaGraphExec_t> graphs_;
   std::map<GraphKey, int> eager_runs_;

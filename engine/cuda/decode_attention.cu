@@ -25,9 +25,16 @@ struct DecodeParams {
   float* ws_lse;  // [batch][num_q_heads][splits], log2 domain
 };
 
+// A row is sparse when it has an index list (a count of at least zero), dense otherwise.
+__device__ __forceinline__ bool SparseRow(const DecodeAttentionArgs& a, int b, int kv_head,
+                                          int num_kv_heads) {
+  return a.indices != nullptr && a.index_counts[b * num_kv_heads + kv_head] >= 0;
+}
+
 __device__ __forceinline__ int AttendLength(const DecodeAttentionArgs& a, int b, int kv_head,
                                             int num_kv_heads) {
-  return a.indices != nullptr ? a.index_counts[b * num_kv_heads + kv_head] : a.seq_lens[b];
+  return SparseRow(a, b, kv_head, num_kv_heads) ? a.index_counts[b * num_kv_heads + kv_head]
+                                                : a.seq_lens[b];
 }
 
 // Grid: (splits, num_kv_heads x head_subgroups, batch). A key's head_dim elements are read by
@@ -77,7 +84,7 @@ __global__ void __launch_bounds__(kWarps * 32) DecodeSplitKernel(DecodeParams p)
   }
 
   const int32_t* idx =
-      a.indices != nullptr
+      SparseRow(a, b, kv_head, p.num_kv_heads)
           ? a.indices + static_cast<size_t>(b * p.num_kv_heads + kv_head) * a.index_stride
           : nullptr;
   void* const* table = p.block_table + static_cast<size_t>(b) * p.max_blocks;
@@ -309,8 +316,7 @@ Status DecodeAttention(const DecodeAttentionArgs& args, const PagedKv& kv,
                        const DecodeAttentionPlan& plan, void* workspace, cudaStream_t stream) {
   SPC_RETURN_IF_ERROR(kv.Validate("DecodeAttention"));
   if (args.batch <= 0 || args.num_q_heads % kv.num_kv_heads != 0 || plan.chunk <= 0 ||
-      (args.seq_lens == nullptr && args.indices == nullptr) ||
-      (args.indices != nullptr && args.index_counts == nullptr)) {
+      args.seq_lens == nullptr || (args.indices != nullptr && args.index_counts == nullptr)) {
     return InvalidArgument("DecodeAttention: needs a batch, lengths or indices, and a plan");
   }
   if (plan.splits > 1 && workspace == nullptr) {

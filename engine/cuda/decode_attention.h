@@ -26,7 +26,8 @@ struct DecodeAttentionArgs {
   // Dense: sequence b attends to positions [0, seq_lens[b]) (device memory).
   const int32_t* seq_lens = nullptr;
   // Sparse, when set: sequence b, KV head h attends to positions
-  // indices[(b * num_kv_heads + h) * index_stride + i] for i < index_counts[b * num_kv_heads + h].
+  // indices[(b * num_kv_heads + h) * index_stride + i] for i < index_counts[b * num_kv_heads + h];
+  // a negative count makes that row dense (seq_lens), so one launch serves a mixed batch.
   const int32_t* indices = nullptr;
   const int32_t* index_counts = nullptr;
   int index_stride = 0;

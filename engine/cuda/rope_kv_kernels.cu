@@ -41,7 +41,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       const int kv_head = head - a.num_q_heads - num_kv_heads;
       const T* src =
           static_cast<const T*>(a.v) + static_cast<size_t>(token) * a.v_stride + kv_head * kHeadDim;
-      if (block == nullptr) continue;
+      if (block == nullptr || a.v == nullptr) continue;
       T* dst = block + half_block + (static_cast<size_t>(kv_head) * block_tokens + slot) * kHeadDim;
 #pragma unroll
       for (int j = 0; j < kPairs; ++j) {

@@ -18,7 +18,7 @@ struct RopeKvArgs {
   // rows num_kv_heads x head_dim; strides in elements (a fused qkv projection shares one row).
   void* q = nullptr;
   void* k = nullptr;
-  const void* v = nullptr;
+  const void* v = nullptr;  // null: K only (the retrieval head's cache has no V)
   int q_stride = 0;
   int k_stride = 0;
   int v_stride = 0;

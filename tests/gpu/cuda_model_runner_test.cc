@@ -1,7 +1,8 @@
 // CudaModelRunner against the CPU reference (fp32 weights and KV) on the four architectures and
 // on head_dim 64 and 128. Tolerances: BF16 weights, activations and KV put logits within a
 // relative L2 error of 2e-2 of the reference; greedy picks (teacher-forced, so one flip does not
-// derail the rest) agree on at least 90% of decode steps, since BF16 may flip near-ties.
+// derail the rest) agree on at least 90% of decode steps, since BF16 may flip near-ties. The
+// same tolerance holds for SpeContext steps (explicit position lists per KV head).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -114,6 +115,24 @@ TEST_P(CudaRunnerParity, PrefillChunkedPrefillAndDecodeMatchCpu) {
       agree += ArgMax(logits.cuda, s, vocab) == next[s];
       ++total;
     }
+  }
+  // SpeContext steps: sequence 0 attends to a random half of its positions per KV head (the
+  // newest always among them), 1 densely, 2 through a list of every position, in one batch.
+  for (int step = 0; step < 12; ++step) {
+    std::vector<StepPart> parts = {{0, {next[0]}}, {1, {next[1]}}, {2, {next[2]}}};
+    for (int s : {0, 2}) {
+      const int length = h.position(s) + 1;
+      for (int kv = 0; kv < config.num_kv_heads; ++kv) {
+        std::vector<int32_t> list;
+        for (int p = 0; p < length; ++p) {
+          if (s == 2 || p == length - 1 || rng() % 2 == 0) list.push_back(p);
+        }
+        parts[s].sparse_positions.push_back(std::move(list));
+      }
+    }
+    ASSERT_TRUE(run(parts));
+    check(logits, "sparse decode");
+    for (int s = 0; s < 3; ++s) next[s] = ArgMax(logits.cpu, s, vocab);
   }
   std::cout << GetParam().name << ": worst relative error " << worst << ", greedy agreement "
             << agree << "/" << total << "\n";

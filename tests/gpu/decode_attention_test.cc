@@ -1,6 +1,7 @@
 // Paged decode attention, dense and sparse (explicit positions per sequence and KV head),
 // against the float64 reference: GQA groups 1 to 20, head_dim 64/128/256, lengths that are not
-// multiples of the block size, single tokens, and long enough to split along the sequence.
+// multiples of the block size, single tokens, long enough to split along the sequence, and
+// batches mixing sparse and dense rows (a negative count).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,7 +23,7 @@ struct DecodeCase {
   int q_heads;
   int kv_heads;
   std::vector<int> lens;
-  bool sparse;
+  enum Mode { kDense, kSparse, kMixed } mode;
 };
 
 class DecodeAttentionTest : public ::testing::TestWithParam<DecodeCase> {
@@ -34,7 +35,7 @@ class DecodeAttentionTest : public ::testing::TestWithParam<DecodeCase> {
 
 TEST_P(DecodeAttentionTest, MatchesReference) {
   const DecodeCase c = GetParam();
-  std::mt19937 rng(99 + c.head_dim + c.q_heads * 5 + c.lens.back() + c.sparse);
+  std::mt19937 rng(99 + c.head_dim + c.q_heads * 5 + c.lens.back() + c.mode);
   const int batch = static_cast<int>(c.lens.size()), D = c.head_dim;
   const int group = c.q_heads / c.kv_heads;
   PagedKvPool pool(c.dtype, c.kv_heads, D, 16, c.lens, rng);
@@ -53,7 +54,7 @@ TEST_P(DecodeAttentionTest, MatchesReference) {
       std::vector<int>& list = lists[size_t(b) * c.kv_heads + h];
       list.resize(c.lens[b]);
       std::iota(list.begin(), list.end(), 0);
-      if (c.sparse) {
+      if (c.mode == DecodeCase::kSparse || (c.mode == DecodeCase::kMixed && b % 2 == 0)) {
         std::shuffle(list.begin(), list.end(), rng);
         list.resize(std::max<size_t>(1, list.size() * (h + 1) / (c.kv_heads + 1)));
       }
@@ -65,6 +66,7 @@ TEST_P(DecodeAttentionTest, MatchesReference) {
   for (size_t i = 0; i < lists.size(); ++i) {
     std::copy(lists[i].begin(), lists[i].end(), indices.begin() + i * index_stride);
     counts[i] = static_cast<int32_t>(lists[i].size());
+    if (c.mode == DecodeCase::kMixed && (i / c.kv_heads) % 2 == 1) counts[i] = -1;
   }
   std::vector<int32_t> lens(c.lens.begin(), c.lens.end());
 
@@ -86,7 +88,7 @@ TEST_P(DecodeAttentionTest, MatchesReference) {
   args.num_q_heads = c.q_heads;
   args.scale = scale;
   args.seq_lens = d_lens.as<int32_t>();
-  if (c.sparse) {
+  if (c.mode != DecodeCase::kDense) {
     args.indices = d_idx.as<int32_t>();
     args.index_counts = d_counts.as<int32_t>();
     args.index_stride = index_stride;
@@ -109,15 +111,18 @@ TEST_P(DecodeAttentionTest, MatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, DecodeAttentionTest,
-    ::testing::Values(DecodeCase{DType::kBF16, 128, 32, 8, {1, 17, 1000, 5000}, false},
-                      DecodeCase{DType::kBF16, 128, 32, 8, {1, 17, 1000, 5000}, true},
-                      DecodeCase{DType::kBF16, 64, 8, 8, {33, 2}, false},
-                      DecodeCase{DType::kBF16, 128, 64, 8, {300, 4097}, false},
-                      DecodeCase{DType::kBF16, 128, 64, 8, {300, 4097}, true},
-                      DecodeCase{DType::kF16, 64, 9, 3, {100, 1, 250}, false},
-                      DecodeCase{DType::kF16, 64, 9, 3, {100, 1, 250}, true},
-                      DecodeCase{DType::kBF16, 128, 40, 2, {700}, false},
-                      DecodeCase{DType::kBF16, 256, 8, 1, {129, 64}, true}));
+    ::testing::Values(
+        DecodeCase{DType::kBF16, 128, 32, 8, {1, 17, 1000, 5000}, DecodeCase::kDense},
+        DecodeCase{DType::kBF16, 128, 32, 8, {1, 17, 1000, 5000}, DecodeCase::kSparse},
+        DecodeCase{DType::kBF16, 64, 8, 8, {33, 2}, DecodeCase::kDense},
+        DecodeCase{DType::kBF16, 128, 64, 8, {300, 4097}, DecodeCase::kDense},
+        DecodeCase{DType::kBF16, 128, 64, 8, {300, 4097}, DecodeCase::kSparse},
+        DecodeCase{DType::kF16, 64, 9, 3, {100, 1, 250}, DecodeCase::kDense},
+        DecodeCase{DType::kF16, 64, 9, 3, {100, 1, 250}, DecodeCase::kSparse},
+        DecodeCase{DType::kBF16, 128, 40, 2, {700}, DecodeCase::kDense},
+        DecodeCase{DType::kBF16, 256, 8, 1, {129, 64}, DecodeCase::kSparse},
+        DecodeCase{DType::kBF16, 128, 32, 8, {3000, 5000, 17, 40}, DecodeCase::kMixed},
+        DecodeCase{DType::kF16, 64, 9, 3, {100, 1, 250}, DecodeCase::kMixed}));
 
 }  // namespace
 }  // namespace specontext::testing_gpu

@@ -76,7 +76,8 @@ Status ParityHarness::Step(const std::vector<StepPart>& parts, ParityLogits* out
     SequenceStep step{.tokens = part.tokens,
                       .start_position = positions_[part.seq],
                       .block_table = cpu_tables_[part.seq],
-                      .all_logits = part.all_logits};
+                      .all_logits = part.all_logits,
+                      .sparse_positions = part.sparse_positions};
     cpu_batch.sequences.push_back(step);
     step.block_table = cuda_tables_[part.seq];
     cuda_batch.sequences.push_back(std::move(step));

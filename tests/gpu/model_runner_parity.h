@@ -21,6 +21,7 @@ struct StepPart {
   int seq = 0;
   std::vector<int32_t> tokens;
   bool all_logits = false;
+  std::vector<std::vector<int32_t>> sparse_positions;  // per KV head; empty: dense
 };
 
 struct ParityLogits {
@@ -33,6 +34,8 @@ class ParityHarness {
   ParityHarness(const Model& model, int num_seqs, int capacity, const cuda::CudaRunnerOptions& opt);
   bool ok() const { return ok_; }
   const cuda::CudaModelRunner& cuda_runner() const { return *cuda_; }
+  // Positions sequence `seq` holds so far.
+  int position(int seq) const { return positions_[seq]; }
 
   // Runs the parts as one batch on both backends; sequence positions advance.
   Status Step(const std::vector<StepPart>& parts, ParityLogits* out);

@@ -1,0 +1,254 @@
+#include <cub/block/block_scan.cuh>
+
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/kernel_util.cuh"
+#include "engine/cuda/selection_kernels.h"
+
+namespace specontext::cuda {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr int kMaxGroup = 16;
+constexpr int kScoreThreads = 128;
+constexpr int kStatThreads = 256;
+constexpr int kSelectThreads = 1024;
+
+struct Workspace {
+  float* scores;   // [rows][q_heads][max_length], log2 domain
+  float* stats;    // [rows][q_heads][2]: max, sum of exp2(score - max)
+  float* weights;  // [rows][kv_heads][max_length]
+};
+
+Workspace Carve(void* base, int rows, int q_heads, int max_length) {
+  auto* f = static_cast<float*>(base);
+  Workspace w;
+  w.scores = f;
+  w.stats = w.scores + size_t(rows) * q_heads * max_length;
+  w.weights = w.stats + size_t(rows) * q_heads * 2;
+  return w;
+}
+
+// Grid (position tiles, kv_heads, rows): one position per thread, every query head of the group.
+template <typename T, int kHeadDim>
+__global__ void ScoreKernel(SelectionArgs a, PagedKv kv, int block_shift, Workspace ws) {
+  extern __shared__ float q_smem[];  // [group][kHeadDim], pre-scaled to the log2 domain
+  const int row = blockIdx.z, kv_head = blockIdx.y;
+  const int group = a.num_q_heads / kv.num_kv_heads, head0 = kv_head * group;
+  const T* q = static_cast<const T*>(a.q) + size_t(row) * a.q_stride + size_t(head0) * kHeadDim;
+  for (int i = threadIdx.x; i < group * kHeadDim; i += blockDim.x) {
+    q_smem[i] = ToFloat(q[i]) * a.scale * kLog2e;
+  }
+  __syncthreads();
+  const int len = a.lengths[row];
+  const int p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= len) return;
+  const T* block =
+      static_cast<const T*>(kv.block_table[size_t(row) * kv.max_blocks + (p >> block_shift)]);
+  const T* k =
+      block + ((size_t(kv_head) << block_shift) + (p & ((1 << block_shift) - 1))) * kHeadDim;
+  float s[kMaxGroup];
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) s[g] = 0.0f;
+  for (int d = 0; d < kHeadDim; d += 8) {
+    float kf[8];
+    Unpack8<T>(*reinterpret_cast<const uint4*>(k + d), kf);
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g < group) {
+        const float* qg = q_smem + g * kHeadDim + d;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) s[g] += qg[j] * kf[j];
+      }
+    }
+  }
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    if (g < group) ws.scores[(size_t(row) * a.num_q_heads + head0 + g) * a.max_length + p] = s[g];
+  }
+}
+
+__device__ float BlockMax(float v, float* scratch) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  v = WarpMax(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : -INFINITY;
+  return WarpMax(v);
+}
+
+// Grid (q_heads, rows): the softmax statistics of one query head over its row's positions.
+__global__ void StatsKernel(SelectionArgs a, Workspace ws) {
+  __shared__ float scratch[32];
+  const int head = blockIdx.x, row = blockIdx.y, len = a.lengths[row];
+  const float* s = ws.scores + (size_t(row) * a.num_q_heads + head) * a.max_length;
+  float m = -INFINITY;
+  for (int p = threadIdx.x; p < len; p += blockDim.x) m = fmaxf(m, s[p]);
+  m = BlockMax(m, scratch);
+  float l = 0.0f;
+  for (int p = threadIdx.x; p < len; p += blockDim.x) l += exp2f(s[p] - m);
+  l = BlockSum(l, scratch);
+  if (threadIdx.x == 0) {
+    ws.stats[(size_t(row) * a.num_q_heads + head) * 2] = m;
+    ws.stats[(size_t(row) * a.num_q_heads + head) * 2 + 1] = l;
+  }
+}
+
+// Grid (position tiles, kv_heads, rows): the largest softmax weight over the group's heads.
+__global__ void GroupMaxKernel(SelectionArgs a, int num_kv_heads, Workspace ws) {
+  const int row = blockIdx.z, kv_head = blockIdx.y, len = a.lengths[row];
+  const int p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= len) return;
+  const int group = a.num_q_heads / num_kv_heads;
+  float w = 0.0f;
+  for (int g = 0; g < group; ++g) {
+    const size_t head_row = size_t(row) * a.num_q_heads + kv_head * group + g;
+    const float m = ws.stats[head_row * 2], l = ws.stats[head_row * 2 + 1];
+    w = fmaxf(w, exp2f(ws.scores[head_row * a.max_length + p] - m) / l);
+  }
+  ws.weights[(size_t(row) * num_kv_heads + kv_head) * a.max_length + p] = w;
+}
+
+// Weights are in [0, 1], so their bit patterns order like the values; forced positions rank
+// above every weight.
+__device__ __forceinline__ uint32_t RankKey(const float* w, int p, int len,
+                                            const SelectionArgs& a) {
+  if (p < a.sinks || p >= len - a.window) return 0xffffffffu;
+  const float v = w[p];
+  return v > 0.0f ? __float_as_uint(v) : 0u;
+}
+
+// Grid (kv_heads, rows): radix-select the B-th largest key, then write every larger position and
+// the lowest-positioned ties in ascending order.
+__global__ void __launch_bounds__(kSelectThreads)
+    SelectKernel(SelectionArgs a, int num_kv_heads, Workspace ws) {
+  using Scan = cub::BlockScan<int, kSelectThreads>;
+  __shared__ typename Scan::TempStorage scan_storage;
+  __shared__ int hist[256];
+  __shared__ uint32_t prefix_s;
+  __shared__ int need_s;
+  __shared__ float scratch[32];
+  const int kv_head = blockIdx.x, row = blockIdx.y, len = a.lengths[row];
+  const size_t slot = size_t(row) * num_kv_heads + kv_head;
+  const float* w = ws.weights + slot * a.max_length;
+  int32_t* out = a.indices + slot * a.budget;
+  if (len <= a.budget) {
+    for (int p = threadIdx.x; p < len; p += blockDim.x) out[p] = p;
+    if (threadIdx.x == 0) a.counts[slot] = len, a.mass[slot] = 1.0f;
+    return;
+  }
+  uint32_t prefix = 0, mask = 0;
+  int need = a.budget;  // how many of the keys matching prefix/mask are still to take
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
+    __syncthreads();
+    for (int p = threadIdx.x; p < len; p += blockDim.x) {
+      const uint32_t key = RankKey(w, p, len, a);
+      if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255], 1);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int above = 0, digit = 0;
+      for (digit = 255; digit > 0 && above + hist[digit] < need; --digit) above += hist[digit];
+      prefix_s = prefix | (uint32_t(digit) << shift);
+      need_s = need - above;
+    }
+    __syncthreads();
+    prefix = prefix_s;
+    need = need_s;
+    mask |= 255u << shift;
+  }
+  // prefix is now the B-th largest key; `need` ties at that key are taken, lowest positions first.
+  int written = 0, ties_seen = 0;
+  float selected = 0.0f, total = 0.0f;
+  for (int base = 0; base < len; base += blockDim.x) {
+    const int p = base + threadIdx.x;
+    const uint32_t key = p < len ? RankKey(w, p, len, a) : 0u;
+    const bool tie = p < len && key == prefix;
+    int tie_rank, tie_total;
+    Scan(scan_storage).ExclusiveSum(tie ? 1 : 0, tie_rank, tie_total);
+    __syncthreads();
+    const bool take = p < len && (key > prefix || (tie && ties_seen + tie_rank < need));
+    int out_rank, taken;
+    Scan(scan_storage).ExclusiveSum(take ? 1 : 0, out_rank, taken);
+    __syncthreads();
+    if (take) out[written + out_rank] = p;
+    if (p < len) {
+      total += w[p];
+      if (take) selected += w[p];
+    }
+    written += taken;
+    ties_seen += tie_total;
+  }
+  selected = BlockSum(selected, scratch);
+  total = BlockSum(total, scratch);
+  if (threadIdx.x == 0) {
+    a.counts[slot] = written;
+    a.mass[slot] = total > 0.0f ? selected / total : 1.0f;
+  }
+}
+
+template <typename T, int kHeadDim>
+Status Launch(const SelectionArgs& a, const PagedKv& kv, const Workspace& ws, cudaStream_t stream) {
+  int block_shift = 0;
+  while ((1 << block_shift) < kv.block_tokens) ++block_shift;
+  const int group = a.num_q_heads / kv.num_kv_heads;
+  const int tiles = (a.max_length + kScoreThreads - 1) / kScoreThreads;
+  ScoreKernel<T, kHeadDim><<<dim3(tiles, kv.num_kv_heads, a.rows), kScoreThreads,
+                             sizeof(float) * group * kHeadDim, stream>>>(a, kv, block_shift, ws);
+  SPC_RETURN_IF_ERROR(CheckLaunch("SelectPositions scores"));
+  StatsKernel<<<dim3(a.num_q_heads, a.rows), kStatThreads, 0, stream>>>(a, ws);
+  SPC_RETURN_IF_ERROR(CheckLaunch("SelectPositions softmax"));
+  const int wtiles = (a.max_length + kStatThreads - 1) / kStatThreads;
+  GroupMaxKernel<<<dim3(wtiles, kv.num_kv_heads, a.rows), kStatThreads, 0, stream>>>(
+      a, kv.num_kv_heads, ws);
+  SPC_RETURN_IF_ERROR(CheckLaunch("SelectPositions group max"));
+  SelectKernel<<<dim3(kv.num_kv_heads, a.rows), kSelectThreads, 0, stream>>>(a, kv.num_kv_heads,
+                                                                             ws);
+  return CheckLaunch("SelectPositions top-B");
+}
+
+}  // namespace
+
+size_t SelectionWorkspaceBytes(int rows, int num_q_heads, int num_kv_heads, int max_length) {
+  return sizeof(float) * (size_t(rows) * num_q_heads * max_length + size_t(rows) * num_q_heads * 2 +
+                          size_t(rows) * num_kv_heads * max_length);
+}
+
+Status SelectPositions(const SelectionArgs& args, const PagedKv& head_k, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream) {
+  SPC_RETURN_IF_ERROR(head_k.Validate("SelectPositions"));
+  const int kv_heads = head_k.num_kv_heads;
+  if (args.rows <= 0 || args.num_q_heads <= 0 || args.num_q_heads % kv_heads != 0 ||
+      args.num_q_heads / kv_heads > kMaxGroup) {
+    return InvalidArgument("SelectPositions: needs rows and a GQA group of at most 16 heads");
+  }
+  if (args.budget <= 0 || args.sinks < 0 || args.window < 0 ||
+      args.sinks + args.window > args.budget || args.max_length <= 0) {
+    return InvalidArgument(
+        "SelectPositions: needs a budget of at least sinks + window and a length");
+  }
+  if (args.q == nullptr || args.lengths == nullptr || args.indices == nullptr ||
+      args.counts == nullptr || args.mass == nullptr) {
+    return InvalidArgument("SelectPositions: missing input or output arrays");
+  }
+  if (workspace == nullptr ||
+      workspace_bytes <
+          SelectionWorkspaceBytes(args.rows, args.num_q_heads, kv_heads, args.max_length)) {
+    return InvalidArgument("SelectPositions: workspace too small");
+  }
+  const Workspace ws = Carve(workspace, args.rows, args.num_q_heads, args.max_length);
+  return DispatchHalfType(head_k.dtype, "SelectPositions", [&](auto tag) -> Status {
+    using T = decltype(tag);
+    switch (head_k.head_dim) {
+      case 64:
+        return Launch<T, 64>(args, head_k, ws, stream);
+      case 128:
+        return Launch<T, 128>(args, head_k, ws, stream);
+      default:
+        return Launch<T, 256>(args, head_k, ws, stream);
+    }
+  });
+}
+
+}  // namespace specontext::cuda

@@ -1,0 +1,42 @@
+// The engine loop's hook for SpeContext: before each forward step a planner sees the batch and
+// decides which KV positions every decode token attends to (SequenceStep::sparse_positions).
+// Dense serving runs without a planner.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "common/status.h"
+#include "engine/batch.h"
+
+namespace specontext {
+
+enum class AttentionMode {
+  kDefault,     // the server's mode
+  kDense,       // every position, every step
+  kSpecontext,  // the retrieval head's top-B positions per KV head
+};
+
+// Per row of the batch, in the same order as BatchStep::sequences.
+struct PlanRow {
+  uint64_t seq_id = 0;
+  AttentionMode mode = AttentionMode::kDefault;
+  int64_t budget = 0;  // B; 0 takes the server's budget
+};
+
+class StepPlanner {
+ public:
+  virtual ~StepPlanner() = default;
+  // Sees every step, prefill chunks included (the head keeps a K cache of its own for every
+  // position), and fills sparse_positions for the decode rows that run sparse. A row whose
+  // start_position is below what the planner holds for that sequence (a recompute after
+  // preemption) truncates its state first.
+  // Every backend uses a row's lists as given (engine/batch_validation.h rejects the step
+  // otherwise): one list per KV head, strictly ascending, inside the model's sliding window, and
+  // ending with the token's own position (start_position), which therefore counts towards B.
+  virtual Status Plan(std::span<const PlanRow> rows, BatchStep* batch) = 0;
+  // The sequence finished or was preempted: drop its state.
+  virtual void Release(uint64_t seq_id) = 0;
+};
+
+}  // namespace specontext
