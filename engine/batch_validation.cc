@@ -2,9 +2,51 @@
 
 #include <algorithm>
 #include <climits>
+#include <functional>
 #include <string>
 
 namespace specontext {
+namespace {
+
+// Lists are used as given by every backend and every layer, so an out-of-order, repeated or
+// unwritten position must stop the step here rather than read garbage KV.
+Status ValidateSparsePositions(const SequenceStep& seq, const ModelConfig& config,
+                               const std::string& where) {
+  if (seq.sparse_positions.empty()) return Status::Ok();
+  if (seq.tokens.size() != 1) {
+    return InvalidArgument(where + "sparse positions are only for a one-token decode step, not " +
+                           std::to_string(seq.tokens.size()) + " tokens");
+  }
+  if (seq.sparse_positions.size() != static_cast<size_t>(config.num_kv_heads)) {
+    return InvalidArgument(where + "sparse positions for " +
+                           std::to_string(seq.sparse_positions.size()) +
+                           " KV heads, the model has " + std::to_string(config.num_kv_heads));
+  }
+  const int32_t position = seq.start_position;
+  const int32_t first =
+      config.sliding_window > 0 ? std::max(0, position - config.sliding_window + 1) : 0;
+  for (size_t head = 0; head < seq.sparse_positions.size(); ++head) {
+    const std::vector<int32_t>& list = seq.sparse_positions[head];
+    const std::string head_where = where + "KV head " + std::to_string(head) + ": ";
+    if (list.empty() || list.back() != position) {
+      return InvalidArgument(head_where +
+                             "sparse positions must end with the token's own position " +
+                             std::to_string(position));
+    }
+    if (list.front() < first) {
+      return InvalidArgument(head_where + "sparse position " + std::to_string(list.front()) +
+                             " is before the first attendable position " + std::to_string(first));
+    }
+    const auto unordered = std::adjacent_find(list.begin(), list.end(), std::greater_equal<>());
+    if (unordered != list.end()) {
+      return InvalidArgument(head_where + "sparse positions are not strictly ascending at " +
+                             std::to_string(*unordered) + ", " + std::to_string(*(unordered + 1)));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Status ValidateBatch(const BatchStep& batch, const ModelConfig& config, const KvLayout& layout) {
   for (size_t s = 0; s < batch.sequences.size(); ++s) {
@@ -22,6 +64,7 @@ Status ValidateBatch(const BatchStep& batch, const ModelConfig& config, const Kv
     if (seq.start_position < 0 || end > INT32_MAX) {
       return InvalidArgument(where + "position range out of bounds");
     }
+    SPC_RETURN_IF_ERROR(ValidateSparsePositions(seq, config, where));
     if (seq.block_table.size() != static_cast<size_t>(config.num_layers)) {
       return InvalidArgument(where + "block table has " + std::to_string(seq.block_table.size()) +
                              " layers, the model " + std::to_string(config.num_layers));

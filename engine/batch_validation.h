@@ -1,6 +1,8 @@
 // Checks a BatchStep against the model and the KV layout before any backend touches memory:
 // token ids in the vocabulary, positions in range, one block table per layer covering every
-// position of the step, no null block. Shared by every ModelRunner.
+// position of the step, no null block, and sparse position lists that a decode step can use as
+// given (one per KV head, strictly ascending, inside the sliding window, ending with the token's
+// own position). Shared by every ModelRunner.
 #pragma once
 
 #include "common/status.h"

@@ -6,7 +6,8 @@ namespace specontext {
 
 Result<std::unique_ptr<BlockPool>> BlockPool::Create(Tier tier, size_t block_bytes,
                                                      int block_tokens, int32_t num_blocks,
-                                                     const std::string& nvme_path) {
+                                                     const std::string& nvme_path,
+                                                     bool emulated_gpu) {
   if (block_bytes == 0 || block_tokens <= 0 || num_blocks < 0) {
     return InvalidArgument("block pool for the " + std::string(TierName(tier)) +
                            " tier needs positive block size and a non-negative count");
@@ -19,7 +20,8 @@ Result<std::unique_ptr<BlockPool>> BlockPool::Create(Tier tier, size_t block_byt
     if (tier == Tier::kNvme) {
       SPC_ASSIGN_OR_RETURN(pool->file_, NvmeFile::Create(nvme_path, block_bytes, num_blocks));
     } else {
-      SPC_ASSIGN_OR_RETURN(pool->memory_, TierMemory::Allocate(tier, block_bytes * num_blocks));
+      SPC_ASSIGN_OR_RETURN(pool->memory_,
+                           TierMemory::Allocate(tier, block_bytes * num_blocks, emulated_gpu));
     }
   }
   pool->refs_.assign(num_blocks, 0);

@@ -27,10 +27,12 @@ struct PoolUsage {
 
 class BlockPool {
  public:
-  // `nvme_path` names the backing file for the NVMe tier and is ignored otherwise.
+  // `nvme_path` names the backing file for the NVMe tier and is ignored otherwise;
+  // `emulated_gpu` backs a GPU pool with host memory (see TierMemory::Allocate).
   static Result<std::unique_ptr<BlockPool>> Create(Tier tier, size_t block_bytes, int block_tokens,
                                                    int32_t num_blocks,
-                                                   const std::string& nvme_path = "");
+                                                   const std::string& nvme_path = "",
+                                                   bool emulated_gpu = false);
 
   Tier tier() const { return tier_; }
   size_t block_bytes() const { return block_bytes_; }
@@ -55,6 +57,8 @@ class BlockPool {
     return memory_.data() == nullptr ? nullptr : memory_.data() + id * block_bytes_;
   }
   NvmeFile* file() const { return file_.get(); }
+  // Blocks the CPU can copy with memcpy (host memory, pinned memory, an emulated GPU pool).
+  bool host_addressable() const { return memory_.host_addressable(); }
 
   // Free list, reference counts and counters agree; no misuse was ever recorded.
   Status CheckIntegrity() const;

@@ -99,7 +99,9 @@ Status CopyEngine::Execute(std::span<const BlockCopy> copies, [[maybe_unused]] v
     const Tier to = c.dst_pool->tier();
     if ((from == Tier::kNvme) == (to == Tier::kNvme)) {
       if (from == Tier::kNvme) return InvalidArgument("KV copy from NVMe to NVMe");
-      if (from == Tier::kGpu || to == Tier::kGpu) {
+      // An emulated GPU pool is host memory: a plain copy, like host to host.
+      const bool device_copy = !c.src_pool->host_addressable() || !c.dst_pool->host_addressable();
+      if (device_copy) {
 #ifdef SPECONTEXT_HAVE_CUDA
         if (stream != nullptr) {
           if (const cudaError_t err = cudaMemcpyAsync(

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <unordered_map>
 
 namespace specontext {
 namespace {
@@ -31,7 +32,7 @@ Result<std::unique_ptr<KvStore>> KvStore::Create(const KvStoreOptions& options) 
       return InvalidArgument("the NVMe tier needs a file path");
     }
     auto created = BlockPool::Create(tier, options.layout.BlockBytes(), options.layout.block_tokens,
-                                     blocks, options.nvme_path);
+                                     blocks, options.nvme_path, options.emulate_gpu);
     if (!created.ok()) return created.status().WithContext("KV store");
     store->pools_[static_cast<int>(tier)] = std::move(created).value();
   }
@@ -256,6 +257,24 @@ Status KvStore::FinishMove(LayerTable& layer) {
     ReleaseBlocks(move.to, move.blocks);
     return status;
   }
+  // Prefix-cache entries naming the old blocks follow the layer to its copies: otherwise they
+  // would pin the old blocks on the tier the layer left, and a long request could fail to grow
+  // there.
+  std::unordered_map<int32_t, int32_t> moved;
+  for (size_t i = 0; i < layer.blocks.size() && i < move.blocks.size(); ++i) {
+    moved.emplace(layer.blocks[i], move.blocks[i]);
+  }
+  cache_.ForEachMutable([&](PrefixEntry& entry) {
+    for (BlockRef& b : entry.blocks) {
+      auto it = b.tier == layer.tier ? moved.find(b.id) : moved.end();
+      // Only where this sequence and the entry are the block's sole holders: a block other
+      // sequences share stays allocated anyway, and must stay the cache's (integrity rule).
+      if (it == moved.end() || pool(b.tier)->refcount(b.id) != 2) continue;
+      pool(move.to)->Retain(it->second);
+      pool(b.tier)->Release(b.id);
+      b = BlockRef{move.to, it->second};
+    }
+  });
   ReleaseBlocks(layer.tier, layer.blocks);
   layer.tier = move.to;
   layer.blocks = std::move(move.blocks);
@@ -282,6 +301,20 @@ Status KvStore::CollectMoves() {
     }
   }
   return first;
+}
+
+Status KvStore::FinishMoves(SequenceId seq) {
+  SPC_ASSIGN_OR_RETURN(SequenceTable * table, Find(seq));
+  return WaitMoves(*table);
+}
+
+bool KvStore::ReclaimPrefixBlocks(Tier tier, int64_t free_blocks) {
+  const BlockPool* p = pool(tier);
+  if (p == nullptr) return free_blocks <= 0;
+  while (p->free_blocks() < free_blocks) {
+    if (!EvictPrefix(tier)) return false;
+  }
+  return true;
 }
 
 Result<Tier> KvStore::LayerTier(SequenceId seq, int layer) const {

@@ -26,7 +26,10 @@ using SequenceId = uint64_t;
 
 struct KvStoreOptions {
   KvLayout layout;
-  int32_t gpu_blocks = 0;  // needs CUDA and a GPU when positive
+  int32_t gpu_blocks = 0;  // needs CUDA and a GPU when positive, unless emulated
+  // Backs the GPU tier with host memory: the CPU backend's stand-in for device memory, so
+  // placement across tiers runs (and is tested) without a GPU.
+  bool emulate_gpu = false;
   int32_t host_blocks = 0;
   int32_t nvme_blocks = 0;
   std::string nvme_path;  // backing file of the NVMe tier, when nvme_blocks > 0
@@ -63,6 +66,11 @@ class KvStore {
   Result<CopyTicket> MoveLayer(SequenceId seq, int layer, Tier to);
   // Applies every completed move; the first failed move's error (that layer stays put).
   Status CollectMoves();
+  // Waits for the sequence's moves and applies them, so the blocks they free are free.
+  Status FinishMoves(SequenceId seq);
+  // Evicts unused prefix-cache entries holding `tier` blocks until `free_blocks` are free
+  // there; false when the cache cannot give that many.
+  bool ReclaimPrefixBlocks(Tier tier, int64_t free_blocks);
   Result<Tier> LayerTier(SequenceId seq, int layer) const;
   Result<int64_t> Length(SequenceId seq) const;
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 
 #include <fmt/format.h>
@@ -26,9 +27,10 @@ Result<MemoryManager> MemoryManager::Create(const MemoryModelConfig& config) {
         "memory model: negative size, budget or alpha, or activation factor < 1");
   }
   MemoryManager manager(config);
-  if (manager.KvBudgetBytes() <= 0) {
+  // Zero KV room is a store without a GPU tier: every layer offloaded, dense runs only.
+  if (manager.KvBudgetBytes() < 0) {
     return InvalidArgument("memory model: weights and activations (" + Gb(manager.FixedBytes()) +
-                           ") leave no KV room in " + Gb(config.gpu_bytes) + " of GPU memory");
+                           ") exceed the " + Gb(config.gpu_bytes) + " of GPU memory");
   }
   return manager;
 }
@@ -59,9 +61,7 @@ double MemoryManager::GpuBytes(int64_t length, int gpu_layers) const {
 }
 
 int MemoryManager::MaxGpuLayers(int64_t length, int batch) const {
-  // Dense runs cannot offload: offloaded layers only work through the sparse slot buffers.
-  const int lowest = sparse() ? 0 : config_.num_layers;
-  for (int k = config_.num_layers; k >= lowest; --k) {
+  for (int k = config_.num_layers; k >= 0; --k) {
     if (batch * GpuBytes(length, k) <= KvBudgetBytes()) return k;
   }
   return -1;
@@ -77,15 +77,16 @@ ThresholdPlan MemoryManager::Thresholds(int batch) const {
   const int L = config_.num_layers;
   const int64_t s0 = MaxLengthAllGpu(batch);
   plan.thresholds.push_back(s0);
-  if (!sparse()) {
-    plan.reason =
-        fmt::format("dense: all {} layers stay on the GPU up to S_0 = {} for R = {}", L, s0, batch);
-    return plan;
-  }
-  // Per request, in position-layers: (L - i + 1 + alpha) S + i B <= budget / (R unit).
+  // Per request, in position-layers: (L - i + h) S + i min(S, B) <= budget / (R unit), with
+  // h = 1 + alpha sparse (head K cache) and alpha dense.
   const double per_request = KvBudgetBytes() / (batch * UnitBytes());
   const double b = static_cast<double>(config_.sparse_budget);
   for (int i = 1; i <= L; ++i) {
+    if (L - i + HeadTerm() == 0) {
+      // Dense, every layer offloaded: nothing of the request stays on the GPU.
+      plan.thresholds.push_back(std::numeric_limits<int64_t>::max());
+      continue;
+    }
     auto s = static_cast<int64_t>(std::floor((per_request - i * b) / (L - i + HeadTerm())));
     // Below B an offloaded layer keeps all S positions in its slots and saves nothing.
     if (s < config_.sparse_budget) s = s0;
@@ -97,7 +98,8 @@ ThresholdPlan MemoryManager::Thresholds(int batch) const {
   plan.reason = fmt::format(
       "R = {}, B = {}: {:.2f} position-layers per request; all {} layers on the GPU up to "
       "S_0 = {}, all offloaded up to S_{} = {}",
-      batch, config_.sparse_budget, per_request, L, s0, L, plan.thresholds.back());
+      batch, config_.sparse_budget, per_request, L, s0, L,
+      sparse() ? std::to_string(plan.thresholds.back()) : std::string("any length"));
   return plan;
 }
 
@@ -109,15 +111,16 @@ AdmissionDecision MemoryManager::Admit(const std::vector<RequestLoad>& running,
     d.reason = fmt::format("request {} has no positions to hold", candidate.key);
     return d;
   }
-  const int floor_layers = sparse() ? 0 : config_.num_layers;
+  // The floor of every request: all layers offloaded.
   double offloaded = 0;
   auto add = [&](const RequestLoad& r) {
-    d.gpu_bytes_needed += GpuBytes(r.max_length, floor_layers);
-    offloaded += UnitBytes() * (config_.num_layers - floor_layers) * r.max_length;
+    d.gpu_bytes_needed += GpuBytes(r.max_length, 0);
+    offloaded += UnitBytes() * config_.num_layers * r.max_length;
   };
   for (const RequestLoad& r : running) add(r);
   add(candidate);
-  const double offload_room = config_.host_bytes + config_.nvme_bytes;
+  const double offload_room = config_.host_bytes + config_.nvme_bytes +
+                              (sparse() ? 0.0 : d.gpu_bytes_available - d.gpu_bytes_needed);
   const size_t batch = running.size() + 1;
   if (d.gpu_bytes_needed > d.gpu_bytes_available) {
     d.reason = fmt::format(
@@ -140,38 +143,36 @@ AdmissionDecision MemoryManager::Admit(const std::vector<RequestLoad>& running,
 PlacementPlan MemoryManager::Place(const std::vector<RequestLoad>& requests) const {
   PlacementPlan plan;
   const int L = config_.num_layers;
-  const int floor_layers = sparse() ? 0 : L;
-  plan.gpu_layers.assign(requests.size(), floor_layers);
+  plan.gpu_layers.assign(requests.size(), 0);
   double left = KvBudgetBytes();
-  for (const RequestLoad& r : requests) left -= GpuBytes(r.length, floor_layers);
+  for (const RequestLoad& r : requests) left -= GpuBytes(r.length, 0);
   if (left < 0) {
-    plan.reason = fmt::format("over budget by {} even with {} GPU layers per request: preempt",
-                              Gb(-left), floor_layers);
+    plan.reason =
+        fmt::format("over budget by {} even with every layer offloaded: preempt", Gb(-left));
     return plan;
   }
   plan.feasible = true;
-  if (sparse()) {
-    // One layer at a time to the request whose next GPU layer is cheapest (it costs
-    // S - min(S, B) positions); ties go to the request with fewest GPU layers, so equal
-    // requests end up within one layer of each other, as in the paper's uniform split.
-    std::vector<double> marginal(requests.size());
+  // One layer at a time to the request whose next GPU layer is cheapest (it costs
+  // S - min(S, B) positions; dense, B = 0: S); ties go to the request with fewest GPU
+  // layers, so equal requests end up within one layer of each other, as in the paper's
+  // uniform split.
+  std::vector<double> marginal(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const int64_t s = requests[i].length;
+    marginal[i] = UnitBytes() * static_cast<double>(s - Budget(s));
+  }
+  for (;;) {
+    std::optional<size_t> best;
     for (size_t i = 0; i < requests.size(); ++i) {
-      const int64_t s = requests[i].length;
-      marginal[i] = UnitBytes() * static_cast<double>(s - Budget(s));
-    }
-    for (;;) {
-      std::optional<size_t> best;
-      for (size_t i = 0; i < requests.size(); ++i) {
-        if (plan.gpu_layers[i] == L || marginal[i] > left) continue;
-        if (!best || marginal[i] < marginal[*best] ||
-            (marginal[i] == marginal[*best] && plan.gpu_layers[i] < plan.gpu_layers[*best])) {
-          best = i;
-        }
+      if (plan.gpu_layers[i] == L || marginal[i] > left) continue;
+      if (!best || marginal[i] < marginal[*best] ||
+          (marginal[i] == marginal[*best] && plan.gpu_layers[i] < plan.gpu_layers[*best])) {
+        best = i;
       }
-      if (!best) break;
-      ++plan.gpu_layers[*best];
-      left -= marginal[*best];
     }
+    if (!best) break;
+    ++plan.gpu_layers[*best];
+    left -= marginal[*best];
   }
   for (size_t i = 0; i < requests.size(); ++i) {
     const RequestLoad& r = requests[i];

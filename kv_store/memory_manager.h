@@ -24,7 +24,9 @@ struct MemoryModelConfig {
   double gpu_bytes = 0;       // Mem_GPU
   double host_bytes = 0;      // pinned host memory for offloaded KV
   double nvme_bytes = 0;      // NVMe space for offloaded KV
-  int64_t sparse_budget = 0;  // B; 0 runs dense (no retrieval head, nothing offloaded)
+  // B; 0 runs dense: no retrieval head, and an offloaded layer is attended in place from host
+  // memory (mapped pinned memory on CUDA), so it keeps nothing on the GPU.
+  int64_t sparse_budget = 0;
   int repeat_kv_buffers = 0;  // alpha: 0 for a GQA-native attention kernel
   double activation_factor = 1.3;
 };
@@ -48,7 +50,8 @@ struct AdmissionDecision {
 
 struct ThresholdPlan {
   // thresholds[i] (S_i): the longest length at which L - i layers stay on the GPU, for a batch
-  // of R equal requests; past it one more layer (the last on the GPU) is offloaded.
+  // of R equal requests; past it one more layer (the last on the GPU) is offloaded. Dense runs
+  // have no limit with every layer offloaded: S_L is then INT64_MAX.
   std::vector<int64_t> thresholds;
   std::string reason;
 };
@@ -99,14 +102,16 @@ class MemoryManager {
   // unit x [(gpu_layers + 1 + alpha) S + (L - gpu_layers) min(S, B)].
   double GpuBytes(int64_t length, int gpu_layers) const;
 
-  // Most GPU layers for R equal requests of `length`; -1 when not even zero fit.
+  // Most GPU layers for R equal requests of `length`; -1 when not even zero fit (sparse only:
+  // dense requests can always run with every layer offloaded).
   int MaxGpuLayers(int64_t length, int batch) const;
   // Longest length with every layer on the GPU for R equal requests.
   int64_t MaxLengthAllGpu(int batch) const;
   ThresholdPlan Thresholds(int batch) const;
 
   // Admits when every request, at its maximum length and with all layers offloaded, still fits
-  // the GPU together, and the offloaded KV fits host plus NVMe.
+  // the GPU together, and the offloaded KV fits host plus NVMe (dense: plus the GPU's KV room,
+  // since nothing of an offloaded layer stays there).
   AdmissionDecision Admit(const std::vector<RequestLoad>& running,
                           const RequestLoad& candidate) const;
   // Chooses GPU layers per request to maximise the GPU layers of the whole batch (each one

@@ -71,6 +71,10 @@ void PrefixCache::ForEach(const std::function<void(const PrefixEntry&)>& visit) 
   for (const auto& [hash, slot] : entries_) visit(slot.entry);
 }
 
+void PrefixCache::ForEachMutable(const std::function<void(PrefixEntry&)>& visit) {
+  for (auto& [hash, slot] : entries_) visit(slot.entry);
+}
+
 PrefixStats PrefixCache::stats() const {
   PrefixStats s = stats_;
   s.entries = static_cast<int64_t>(entries_.size());

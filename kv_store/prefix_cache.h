@@ -46,6 +46,8 @@ class PrefixCache {
   void CountQuery(int64_t query_tokens, int64_t hit_tokens);
 
   void ForEach(const std::function<void(const PrefixEntry&)>& visit) const;
+  // For the store, when a layer's blocks move to another tier: the entries' references follow.
+  void ForEachMutable(const std::function<void(PrefixEntry&)>& visit);
   PrefixStats stats() const;
 
  private:

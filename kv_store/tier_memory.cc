@@ -48,11 +48,24 @@ TierMemory& TierMemory::operator=(TierMemory&& other) noexcept {
   return *this;
 }
 
-Result<TierMemory> TierMemory::Allocate(Tier tier, size_t bytes) {
+Result<TierMemory> TierMemory::AllocateAligned(size_t bytes, const std::string& what) {
+  TierMemory memory;
+  void* ptr = std::aligned_alloc(kAlignment, RoundUp(bytes, kAlignment));
+  if (ptr == nullptr) return ResourceExhausted("aligned_alloc of " + what + " failed");
+  // Touch every page now so capacity problems surface at start-up, not mid-request.
+  std::memset(ptr, 0, bytes);
+  memory.data_ = static_cast<std::byte*>(ptr);
+  memory.bytes_ = bytes;
+  memory.origin_ = Origin::kAlignedAlloc;
+  return memory;
+}
+
+Result<TierMemory> TierMemory::Allocate(Tier tier, size_t bytes, bool emulated_gpu) {
   TierMemory memory;
   if (bytes == 0) return memory;
   const std::string size =
       std::to_string(bytes) + " bytes for the " + std::string(TierName(tier)) + " tier";
+  if (tier == Tier::kGpu && emulated_gpu) return AllocateAligned(bytes, size + " (emulated)");
   switch (tier) {
     case Tier::kNvme:
       return InvalidArgument("the nvme tier is file-backed, not memory: asked for " + size);
@@ -88,13 +101,7 @@ Result<TierMemory> TierMemory::Allocate(Tier tier, size_t bytes) {
         break;
       }
 #endif
-      void* ptr = std::aligned_alloc(kAlignment, RoundUp(bytes, kAlignment));
-      if (ptr == nullptr) return ResourceExhausted("aligned_alloc of " + size + " failed");
-      // Touch every page now so capacity problems surface at start-up, not mid-request.
-      std::memset(ptr, 0, bytes);
-      memory.data_ = static_cast<std::byte*>(ptr);
-      memory.origin_ = Origin::kAlignedAlloc;
-      break;
+      return AllocateAligned(bytes, size);
     }
   }
   memory.bytes_ = bytes;

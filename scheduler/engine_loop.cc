@@ -58,6 +58,13 @@ Result<std::shared_ptr<RequestStream>> EngineLoop::Submit(GenerationRequest requ
                              " is outside the vocabulary");
     }
   }
+  if (request.sparse_budget < 0) {
+    return InvalidArgument("sparse_budget must be positive, or 0 for the server's budget");
+  }
+  if (request.attention == AttentionMode::kSpecontext && options_.planner == nullptr) {
+    return InvalidArgument(
+        "attention \"specontext\" is not available: the server runs without a draft model");
+  }
   auto seq = std::make_unique<Sequence>();
   seq->request = std::move(request);
   auto& sampling = seq->request.sampling;
@@ -114,9 +121,13 @@ void EngineLoop::Run() {
     std::vector<ScheduledWork> work = scheduler_.Schedule();
     preemptions_ = scheduler_.preemptions();
     // Before the rejected ones are destroyed below: a preempted sequence may be among them.
-    for (Sequence* seq : scheduler_.TakePreempted()) observer_->OnPreempted(*seq);
+    for (Sequence* seq : scheduler_.TakePreempted()) {
+      ReleasePlan(*seq);
+      observer_->OnPreempted(*seq);
+    }
     for (auto& seq : scheduler_.TakeRejected()) {
       Sequence* raw = seq.get();
+      ReleasePlan(*raw);
       Status error =
           ResourceExhausted("the request needs more KV than every tier together can hold (" +
                             std::to_string(kv_->CapacityTokens()) + " tokens)");
@@ -125,7 +136,7 @@ void EngineLoop::Run() {
       observer_->OnFinished(*raw, FinishReason::kError);
     }
     if (!work.empty()) {
-      RunStep(work);
+      RunStep(std::move(work));
     } else {
       // Everything runnable is blocked on KV held by prefix-cache users; do not spin.
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -172,25 +183,30 @@ void EngineLoop::DropCancelled() {
   for (Sequence* seq : cancelled) Finish(seq, seq->stream->cancel_reason());
 }
 
-void EngineLoop::RunStep(const std::vector<ScheduledWork>& work) {
+void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
   const auto start = SteadyClock::now();
   BatchStep batch;
-  StepStats stats;
   for (const ScheduledWork& w : work) {
     SequenceStep step;
     step.start_position = w.seq->num_cached;
     step.tokens.assign(w.seq->tokens.begin() + w.seq->num_cached,
                        w.seq->tokens.begin() + w.seq->num_cached + w.num_tokens);
-    if (Status st =
-            kv_->BeginStep(w.seq->seq_id, w.seq->num_cached, w.num_tokens, &step.block_table);
+    batch.sequences.push_back(std::move(step));
+  }
+  if (options_.planner != nullptr) PlanStep(work, batch);
+  StepStats stats;
+  for (size_t row = 0; row < work.size(); ++row) {
+    const ScheduledWork& w = work[row];
+    if (Status st = kv_->BeginStep(w.seq->seq_id, w.seq->num_cached, w.num_tokens,
+                                   &batch.sequences[row].block_table);
         !st.ok()) {
       spdlog::error("KV block table for request {}: {}", w.seq->request.id, st.ToString());
       for (const ScheduledWork& other : work) Finish(other.seq, FinishReason::kError, st);
       return;
     }
     (w.samples && w.num_tokens == 1 ? stats.decode_tokens : stats.prefill_tokens) += w.num_tokens;
-    batch.sequences.push_back(std::move(step));
   }
+  if (work.empty()) return;
 
   StepOutput out;
   Status step_status = runner_->Step(batch, &out);
@@ -238,6 +254,8 @@ void EngineLoop::RunStep(const std::vector<ScheduledWork>& work) {
     if (finish == FinishReason::kNone) {
       seq->stream->Push(std::move(event));
     } else {
+      // Before the client can see the end, so a finished request holds no planner state.
+      ReleasePlan(*seq);
       event.finish = finish;
       event.stopped_by_token = finish == FinishReason::kStop;
       event.usage = Usage{seq->prompt_len, seq->generated(), seq->cached_tokens};
@@ -252,7 +270,45 @@ void EngineLoop::RunStep(const std::vector<ScheduledWork>& work) {
   observer_->OnStep(stats);
 }
 
+void EngineLoop::PlanStep(std::vector<ScheduledWork>& work, BatchStep& batch) {
+  std::vector<PlanRow> rows;
+  for (const ScheduledWork& w : work) {
+    rows.push_back({.seq_id = w.seq->seq_id,
+                    .mode = w.seq->request.attention,
+                    .budget = w.seq->request.sparse_budget,
+                    .context = std::span<const int32_t>(w.seq->tokens).first(w.seq->num_cached)});
+  }
+  const Status status = options_.planner->Plan(rows, &batch);
+  if (status.ok()) return;
+  // Find the rows at fault one at a time, so one request's bad state fails that request alone.
+  // Re-planning a row is safe: a planner truncates state beyond a row's start_position.
+  spdlog::warn("planning a step of {} sequences failed ({}); planning them one by one", work.size(),
+               status.ToString());
+  std::vector<ScheduledWork> kept_work;
+  BatchStep kept;
+  for (size_t row = 0; row < work.size(); ++row) {
+    BatchStep one;
+    one.sequences.push_back(std::move(batch.sequences[row]));
+    one.sequences[0].sparse_positions.clear();
+    if (Status st = options_.planner->Plan(std::span(&rows[row], 1), &one); !st.ok()) {
+      spdlog::error("request {} failed: SpeContext planning: {}", work[row].seq->request.id,
+                    st.ToString());
+      Finish(work[row].seq, FinishReason::kError, st);
+      continue;
+    }
+    kept_work.push_back(work[row]);
+    kept.sequences.push_back(std::move(one.sequences[0]));
+  }
+  work = std::move(kept_work);
+  batch = std::move(kept);
+}
+
+void EngineLoop::ReleasePlan(const Sequence& seq) {
+  if (options_.planner != nullptr) options_.planner->Release(seq.seq_id);
+}
+
 void EngineLoop::Finish(Sequence* seq, FinishReason reason, Status error) {
+  ReleasePlan(*seq);
   TokenEvent event;
   event.finish = reason;
   event.error = std::move(error);

@@ -14,6 +14,7 @@
 
 #include "engine/model_runner.h"
 #include "engine/sampler/sampler.h"
+#include "engine/specontext/step_planner.h"
 #include "scheduler/engine_observer.h"
 #include "scheduler/request.h"
 #include "scheduler/scheduler.h"
@@ -26,6 +27,11 @@ struct EngineLoopOptions {
   // Run on the engine thread each time the engine goes idle (e.g. the KV integrity check);
   // failures are logged and counted.
   std::function<Status()> idle_check;
+  // SpeContext: sees every step before the forward pass and picks the positions each decode
+  // row attends to; told when a sequence leaves (finished, failed, cancelled, preempted).
+  // nullptr: every step is dense and requests asking for specontext are rejected. Must outlive
+  // the loop; only the engine thread calls it.
+  StepPlanner* planner = nullptr;
 };
 
 class EngineLoop : public InferenceService {
@@ -54,7 +60,11 @@ class EngineLoop : public InferenceService {
   void AdmitIncoming();
   void RunIdleCheck();
   void DropCancelled();
-  void RunStep(const std::vector<ScheduledWork>& work);
+  void RunStep(std::vector<ScheduledWork> work);
+  // Runs the planner over the step; rows it rejects fail alone and leave `work` and `batch`.
+  void PlanStep(std::vector<ScheduledWork>& work, BatchStep& batch);
+  // The planner drops a sequence's state (it left, or its KV is being recomputed).
+  void ReleasePlan(const Sequence& seq);
   void Finish(Sequence* seq, FinishReason reason, Status error = Status::Ok());
 
   EngineLoopOptions options_;

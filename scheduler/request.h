@@ -18,6 +18,7 @@
 #include "common/status.h"
 #include "engine/sampler/sampler.h"
 #include "engine/sampler/sampling_params.h"
+#include "engine/specontext/step_planner.h"
 
 namespace specontext {
 
@@ -26,6 +27,9 @@ struct GenerationRequest {
   std::vector<int32_t> prompt_tokens;
   SamplingParams sampling;
   int priority = 0;  // lower runs first
+  // SpeContext: kDefault runs the server's mode; kSpecontext needs a server with a planner.
+  AttentionMode attention = AttentionMode::kDefault;
+  int64_t sparse_budget = 0;  // positions per KV head (own position included); 0: the server's
 };
 
 struct SampledToken {

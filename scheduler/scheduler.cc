@@ -130,13 +130,15 @@ std::vector<ScheduledWork> Scheduler::Schedule() {
   while (!waiting_.empty() && budget > 0 &&
          static_cast<int>(running_.size()) < options_.max_running) {
     Sequence* seq = waiting_.front().get();
-    if (static_cast<int64_t>(seq->tokens.size()) + 1 > kv_->CapacityTokens()) {
+    // Admission adopts any cached prefix; a resumed sequence may find its own blocks there.
+    Result<int> cached =
+        kv_->Admit(seq->seq_id, seq->tokens, seq->prompt_len + seq->request.sampling.max_tokens,
+                   seq->request.id);
+    if (!cached.ok() && cached.status().code() == StatusCode::kOutOfRange) {
       rejected_.push_back(std::move(waiting_.front()));
       waiting_.pop_front();
       continue;
     }
-    // Admission adopts any cached prefix; a resumed sequence may find its own blocks there.
-    Result<int> cached = kv_->Admit(seq->seq_id, seq->tokens);
     if (!cached.ok()) break;
     seq->num_cached = *cached;
     if (seq->preemptions == 0) seq->cached_tokens = *cached;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -17,9 +18,12 @@ using BlockTablePerLayer = std::vector<std::vector<std::byte*>>;
 class SequenceKv {
  public:
   virtual ~SequenceKv() = default;
-  // Registers `seq`; returns how many leading prompt positions a cached prefix already covers
-  // (always fewer than the prompt).
-  virtual Result<int> Admit(uint64_t seq, std::span<const int32_t> prompt) = 0;
+  // Registers `seq` (its tokens so far; it may grow to `max_length` positions); returns how
+  // many leading positions a cached prefix already covers (always fewer than the tokens).
+  // kResourceExhausted: not now, retry when running sequences free room; kOutOfRange: the
+  // tokens alone exceed every tier, so the request fails.
+  virtual Result<int> Admit(uint64_t seq, std::span<const int32_t> tokens, int max_length,
+                            std::string_view request_id) = 0;
   // Grows `seq` to hold `total_tokens` positions, all or nothing: kResourceExhausted when the
   // tiers are full.
   virtual Status Reserve(uint64_t seq, int total_tokens) = 0;

@@ -4,17 +4,19 @@
 
 namespace specontext {
 
-StoreSequenceKv::StoreSequenceKv(KvStore* store)
-    : store_(store), primary_(store->HasTier(Tier::kGpu) ? Tier::kGpu : Tier::kHost) {}
+Result<std::unique_ptr<StoreSequenceKv>> StoreSequenceKv::Create(KvStore* store,
+                                                                 KvPlacementOptions options) {
+  SPC_ASSIGN_OR_RETURN(std::unique_ptr<KvPlacement> placement, KvPlacement::Create(store, options));
+  return std::unique_ptr<StoreSequenceKv>(new StoreSequenceKv(store, std::move(placement)));
+}
 
-Result<int> StoreSequenceKv::Admit(uint64_t seq, std::span<const int32_t> prompt) {
-  const std::vector<Tier> placement(store_->layout().num_layers, primary_);
-  SPC_ASSIGN_OR_RETURN(int64_t cached, store_->AddSequence(seq, placement, prompt));
-  return static_cast<int>(cached);
+Result<int> StoreSequenceKv::Admit(uint64_t seq, std::span<const int32_t> tokens, int max_length,
+                                   std::string_view request_id) {
+  return placement_->Admit(seq, tokens, max_length, request_id);
 }
 
 Status StoreSequenceKv::Reserve(uint64_t seq, int total_tokens) {
-  return store_->Extend(seq, total_tokens);
+  return placement_->Reserve(seq, total_tokens);
 }
 
 void StoreSequenceKv::CachePrefix(uint64_t seq, std::span<const int32_t> computed_tokens) {
@@ -24,23 +26,19 @@ void StoreSequenceKv::CachePrefix(uint64_t seq, std::span<const int32_t> compute
   }
 }
 
-void StoreSequenceKv::Release(uint64_t seq) {
-  if (Status st = store_->FreeSequence(seq); !st.ok()) {
-    spdlog::error("freeing KV of sequence {}: {}", seq, st.ToString());
-  }
-}
+void StoreSequenceKv::Release(uint64_t seq) { placement_->Release(seq); }
 
 Status StoreSequenceKv::BeginStep(uint64_t seq, int start, int count, BlockTablePerLayer* table) {
   SPC_ASSIGN_OR_RETURN(*table, store_->BeginStep(seq, start, count));
   return Status::Ok();
 }
 
-Status StoreSequenceKv::EndStep(uint64_t seq) { return store_->EndStep(seq); }
-
-int64_t StoreSequenceKv::CapacityTokens() const {
-  const PoolUsage usage = store_->Usage(primary_);
-  const KvLayout& layout = store_->layout();
-  return usage.total_blocks / layout.num_layers * layout.block_tokens;
+Status StoreSequenceKv::EndStep(uint64_t seq) {
+  const Status written = store_->EndStep(seq);
+  const Status checked = placement_->EndStep(seq);
+  return written.ok() ? checked : written;
 }
+
+int64_t StoreSequenceKv::CapacityTokens() const { return placement_->CapacityTokens(); }
 
 }  // namespace specontext

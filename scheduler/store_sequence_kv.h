@@ -1,17 +1,22 @@
-// SequenceKv over the tiered KvStore: every layer of a sequence starts on the fastest tier the
-// store has (GPU when present, else host memory).
+// SequenceKv over the tiered KvStore, with the memory manager deciding admission and where
+// each layer lives (KvPlacement): the engine loop sees block tables, never tiers.
 #pragma once
 
+#include <memory>
+
 #include "kv_store/kv_store.h"
+#include "scheduler/kv_placement.h"
 #include "scheduler/sequence_kv.h"
 
 namespace specontext {
 
 class StoreSequenceKv : public SequenceKv {
  public:
-  explicit StoreSequenceKv(KvStore* store);
+  static Result<std::unique_ptr<StoreSequenceKv>> Create(KvStore* store,
+                                                         KvPlacementOptions options = {});
 
-  Result<int> Admit(uint64_t seq, std::span<const int32_t> prompt) override;
+  Result<int> Admit(uint64_t seq, std::span<const int32_t> tokens, int max_length,
+                    std::string_view request_id) override;
   Status Reserve(uint64_t seq, int total_tokens) override;
   void CachePrefix(uint64_t seq, std::span<const int32_t> computed_tokens) override;
   void Release(uint64_t seq) override;
@@ -19,9 +24,14 @@ class StoreSequenceKv : public SequenceKv {
   Status EndStep(uint64_t seq) override;
   int64_t CapacityTokens() const override;
 
+  const KvPlacement& placement() const { return *placement_; }
+
  private:
+  StoreSequenceKv(KvStore* store, std::unique_ptr<KvPlacement> placement)
+      : store_(store), placement_(std::move(placement)) {}
+
   KvStore* store_;
-  Tier primary_;
+  std::unique_ptr<KvPlacement> placement_;
 };
 
 }  // namespace specontext

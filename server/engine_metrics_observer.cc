@@ -13,6 +13,32 @@ bool Unset(SteadyClock::time_point time) { return time == SteadyClock::time_poin
 
 }  // namespace
 
+EngineMetricsObserver::EngineMetricsObserver(ServingMetrics* metrics) : metrics_(metrics) {
+  for (int d = 0; d < kNumMemoryDecisions; ++d) {
+    metrics_->AddMemoryDecisions(MemoryDecisionName(static_cast<MemoryDecision>(d)), 0);
+  }
+}
+
+void EngineMetricsObserver::OnMemoryDecision(MemoryDecision decision, int64_t count) {
+  metrics_->AddMemoryDecisions(MemoryDecisionName(decision), count);
+}
+
+void EngineMetricsObserver::OnKvTiers(const KvTierSnapshot& snapshot) {
+  for (Tier tier : kAllTiers) {
+    const PoolUsage& usage = snapshot.usage[static_cast<int>(tier)];
+    metrics_->SetKvTier(TierName(tier), static_cast<int64_t>(usage.used_bytes), usage.tokens);
+  }
+  metrics_->SetLayersOffloaded(static_cast<int>(snapshot.layers_offloaded));
+  // vLLM's gauge is about the fastest tier: the GPU, or host memory without one.
+  const PoolUsage& gpu = snapshot.usage[static_cast<int>(Tier::kGpu)];
+  const PoolUsage& primary =
+      gpu.total_blocks > 0 ? gpu : snapshot.usage[static_cast<int>(Tier::kHost)];
+  if (primary.total_blocks > 0) {
+    metrics_->SetKvCacheUsage(static_cast<double>(primary.used_blocks) /
+                              static_cast<double>(primary.total_blocks));
+  }
+}
+
 void EngineMetricsObserver::OnStep(const StepStats& stats) {
   metrics_->SetRequestsRunning(stats.running);
   metrics_->SetRequestsWaiting(stats.waiting);

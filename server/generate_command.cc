@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "engine/tokenizer/incremental_detokenizer.h"
 #include "server/serving_model.h"
@@ -15,6 +17,7 @@ namespace {
 struct GenerateOptions {
   ServingModelOptions model;
   std::string prompt;
+  std::string prompt_file;  // read into `prompt` when given
   std::string system;
   bool raw = false;  // skip the chat template
   int max_tokens = 128;
@@ -48,7 +51,19 @@ Result<std::vector<int32_t>> BuildPrompt(const ServingModel& serving,
   return tokenizer->Encode(text, /*add_special_tokens=*/false);
 }
 
+Result<std::string> ReadPromptFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("--prompt-file: cannot open '" + path + "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return DataLoss("--prompt-file: cannot read '" + path + "'");
+  return text.str();
+}
+
 Status RunGenerate(GenerateOptions options) {
+  if (!options.prompt_file.empty()) {
+    SPC_ASSIGN_OR_RETURN(options.prompt, ReadPromptFile(options.prompt_file));
+  }
   if (options.model.model.empty()) options.model.model = DefaultModelPath();
   if (options.backend == "cpu") options.model.backend = Backend::kCpu;
   if (options.backend == "cuda") options.model.backend = Backend::kCuda;
@@ -97,8 +112,11 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--model", options->model.model,
                   "Hugging Face model directory or preset:NAME (default: the prepared "
                   "SmolLM2-135M-Instruct)");
-  cmd->add_option("--prompt", options->prompt, "The prompt (a user message for chat models)")
-      ->required();
+  auto* source = cmd->add_option_group("prompt source", "Exactly one of:");
+  source->add_option("--prompt", options->prompt, "The prompt (a user message for chat models)");
+  source->add_option("--prompt-file", options->prompt_file,
+                     "Read the prompt from this file (e.g. a long document and a question)");
+  source->require_option(1);
   cmd->add_option("--system", options->system, "A system message (chat models)");
   cmd->add_flag("--raw", options->raw, "Use the prompt as is, without the chat template");
   cmd->add_option("--max-tokens", options->max_tokens, "Tokens to generate at most")

@@ -63,6 +63,8 @@ Status GenerationSession::Submit() {
       generation.id = request_.header.id + "-" + std::to_string(index);
       generation.prompt_tokens = prompt;
       generation.sampling = options.sampling;
+      generation.attention = options.attention;
+      generation.sparse_budget = options.sparse_budget;
       if (options.sampling.seed.has_value()) {
         generation.sampling.seed = *options.sampling.seed + static_cast<uint64_t>(i);
       }

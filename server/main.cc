@@ -3,6 +3,7 @@
 
 #include "server/bench_command.h"
 #include "server/convert_command.h"
+#include "server/eval_command.h"
 #include "server/generate_command.h"
 #include "server/serve_command.h"
 #include "server/version_command.h"
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   specontext::server::AddConvertCommand(app);
   specontext::server::AddGenerateCommand(app);
   specontext::server::AddBenchCommand(app);
+  specontext::server::AddEvalCommand(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

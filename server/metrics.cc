@@ -86,6 +86,10 @@ ServingMetrics::ServingMetrics(std::string model_name)
   retrieval_ = histogram("specontext_retrieval_seconds", "Retrieval head time per decode step.",
                          kRetrievalBuckets);
   layers_offloaded_ = gauge("specontext_layers_offloaded", "Layers whose KV is offloaded.");
+  decisions_family_ = &prom::BuildCounter()
+                           .Name("specontext_memory_decisions_total")
+                           .Help("KV memory manager decisions by kind.")
+                           .Register(reg);
 }
 
 void ServingMetrics::RequestFinished(FinishedReason reason) {
@@ -104,6 +108,11 @@ void ServingMetrics::SetKvTier(std::string_view tier, int64_t bytes, int64_t tok
   const prom::Labels labels{{"model_name", model_name_}, {"tier", std::string(tier)}};
   tier_bytes_family_->Add(labels).Set(static_cast<double>(bytes));
   tier_tokens_family_->Add(labels).Set(static_cast<double>(tokens));
+}
+
+void ServingMetrics::AddMemoryDecisions(std::string_view decision, int64_t count) {
+  decisions_family_->Add({{"model_name", model_name_}, {"decision", std::string(decision)}})
+      .Increment(static_cast<double>(count));
 }
 
 std::string ServingMetrics::Scrape() const {

@@ -53,6 +53,9 @@ class ServingMetrics {
   void SetElasticLoadHitRatio(double ratio) { elastic_hit_ratio_->Set(ratio); }
   void ObserveRetrievalTime(double seconds) { retrieval_->Observe(seconds); }
   void SetLayersOffloaded(int layers) { layers_offloaded_->Set(layers); }
+  // The memory manager's decisions by kind ("admit", "defer", "reject", "demote", "promote",
+  // "spill"); a count of zero makes the series visible before the first decision.
+  void AddMemoryDecisions(std::string_view decision, int64_t count);
 
   // The whole registry in the Prometheus text exposition format.
   std::string Scrape() const;
@@ -83,6 +86,7 @@ class ServingMetrics {
   prometheus::Gauge* elastic_hit_ratio_;
   prometheus::Histogram* retrieval_;
   prometheus::Gauge* layers_offloaded_;
+  prometheus::Family<prometheus::Counter>* decisions_family_;
 };
 
 }  // namespace specontext::server

@@ -41,7 +41,7 @@ constexpr auto kFlushTimeout = std::chrono::seconds(5);
 // Time for queued writes to reach the sockets once every session has ended.
 constexpr auto kWriteGrace = std::chrono::milliseconds(250);
 
-ServingModelOptions ModelOptions(const ServeConfig& config, EngineObserver* observer) {
+ServingModelOptions ModelOptions(const ServeConfig& config, EngineMetricsObserver* observer) {
   ServingModelOptions options;
   options.model = config.model.empty() ? DefaultModelPath() : config.model;
   options.served_name = ServedModelName(config);
@@ -50,10 +50,20 @@ ServingModelOptions ModelOptions(const ServeConfig& config, EngineObserver* obse
                                                : Backend::kAuto;
   options.max_model_len = config.max_model_len;
   options.kv_host_gib = config.kv_host_gib;
+  options.kv_gpu_gib = config.kv_gpu_gib;
+  options.kv_nvme_gib = config.kv_nvme_gib;
+  options.kv_nvme_path = config.kv_nvme_path;
   options.scheduler.max_running = config.max_num_seqs;
   options.scheduler.max_step_tokens = config.max_num_batched_tokens;
   options.scheduler.max_waiting = config.max_waiting;
   options.observer = observer;
+  options.placement_observer = observer;
+  options.draft_model = config.draft_model;
+  options.specontext.server_mode = config.attention;
+  options.specontext.budget = config.sparse_budget;
+  options.specontext.sink_tokens = config.sparse_sinks;
+  options.specontext.recent_window = config.sparse_window;
+  options.specontext.fallback_mass_threshold = config.dense_fallback_mass;
   return options;
 }
 

@@ -33,12 +33,15 @@ Result<int64_t> ParseInteger(const std::string& value, int64_t lo, int64_t hi) {
   return number;
 }
 
-Status SetGib(const std::string& value, double* field) {
+// `allow_zero` for tiers that are optional (0 turns them off).
+Status SetGib(const std::string& value, double* field, bool allow_zero = false) {
   double number = 0;
   const char* end = value.data() + value.size();
   const auto [ptr, ec] = std::from_chars(value.data(), end, number);
-  if (ec != std::errc() || ptr != end || !(number > 0) || number > 1 << 20) {
-    return InvalidArgument("must be a positive number of GiB");
+  if (ec != std::errc() || ptr != end || !(allow_zero ? number >= 0 : number > 0) ||
+      number > 1 << 20) {
+    return InvalidArgument(allow_zero ? "must be a number of GiB, 0 or more"
+                                      : "must be a positive number of GiB");
   }
   *field = number;
   return Status::Ok();
@@ -55,6 +58,31 @@ template <int64_t kLo, int64_t kHi>
 Status SetSeconds(const std::string& value, std::chrono::seconds* field) {
   SPC_ASSIGN_OR_RETURN(const int64_t number, ParseInteger(value, kLo, kHi));
   *field = std::chrono::seconds(number);
+  return Status::Ok();
+}
+
+Status SetFraction(const std::string& value, double* field) {
+  double number = 0;
+  const char* end = value.data() + value.size();
+  const auto [ptr, ec] = std::from_chars(value.data(), end, number);
+  if (ec != std::errc() || ptr != end || !(number >= 0.0 && number <= 1.0)) {
+    return InvalidArgument("must be a number in [0, 1]");
+  }
+  *field = number;
+  return Status::Ok();
+}
+
+// Settings that are each valid alone but not together.
+Status CheckSpecontext(const ServeConfig& config) {
+  if (config.attention == AttentionMode::kSpecontext && config.draft_model.empty()) {
+    return InvalidArgument("attention 'specontext' needs a retrieval head: set draft_model");
+  }
+  if (config.sparse_sinks + config.sparse_window > config.sparse_budget) {
+    return InvalidArgument("sparse_sinks + sparse_window (" +
+                           std::to_string(config.sparse_sinks + config.sparse_window) +
+                           ") exceed sparse_budget (" + std::to_string(config.sparse_budget) +
+                           "): nothing would be left to select");
+  }
   return Status::Ok();
 }
 
@@ -152,6 +180,17 @@ const std::vector<Setting>& Settings() {
        }},
       {"kv_host_gib", "Host memory for the KV cache, in GiB",
        [](const std::string& v, ServeConfig* c) { return SetGib(v, &c->kv_host_gib); }},
+      {"kv_gpu_gib",
+       "GPU memory for the KV cache's GPU tier, in GiB (0: none); on the CPU backend the tier is "
+       "emulated in host memory",
+       [](const std::string& v, ServeConfig* c) { return SetGib(v, &c->kv_gpu_gib, true); }},
+      {"kv_nvme_gib", "NVMe space for offloaded KV, in GiB (0: no NVMe tier)",
+       [](const std::string& v, ServeConfig* c) { return SetGib(v, &c->kv_nvme_gib, true); }},
+      {"kv_nvme_path", "File backing the NVMe KV tier (preallocated; on a local disk)",
+       [](const std::string& v, ServeConfig* c) {
+         c->kv_nvme_path = v;
+         return Status::Ok();
+       }},
       {"max_num_seqs", "Sequences in one engine step",
        [](const std::string& v, ServeConfig* c) {
          return SetInteger<int, 1, 65536>(v, &c->max_num_seqs);
@@ -171,6 +210,41 @@ const std::vector<Setting>& Settings() {
       {"drain_timeout_s", "Seconds in-flight requests may finish after SIGTERM",
        [](const std::string& v, ServeConfig* c) {
          return SetSeconds<0, 86400>(v, &c->drain_timeout);
+       }},
+      {"attention", "dense or specontext: what requests that do not choose run",
+       [](const std::string& v, ServeConfig* c) {
+         if (v == "dense") {
+           c->attention = AttentionMode::kDense;
+         } else if (v == "specontext") {
+           c->attention = AttentionMode::kSpecontext;
+         } else {
+           return InvalidArgument("must be dense or specontext");
+         }
+         return Status::Ok();
+       }},
+      {"sparse_budget", "SpeContext positions per KV head and decode step",
+       [](const std::string& v, ServeConfig* c) {
+         return SetInteger<int64_t, 1, (int64_t{1} << 24)>(v, &c->sparse_budget);
+       }},
+      {"draft_model",
+       "EAGLE-3 draft (or small same-tokenizer model) directory for the SpeContext retrieval head",
+       [](const std::string& v, ServeConfig* c) {
+         c->draft_model = v;
+         return Status::Ok();
+       }},
+      {"sparse_sinks", "SpeContext: first positions every selection keeps",
+       [](const std::string& v, ServeConfig* c) {
+         return SetInteger<int64_t, 0, (int64_t{1} << 24)>(v, &c->sparse_sinks);
+       }},
+      {"sparse_window", "SpeContext: most recent positions every selection keeps",
+       [](const std::string& v, ServeConfig* c) {
+         return SetInteger<int64_t, 0, (int64_t{1} << 24)>(v, &c->sparse_window);
+       }},
+      {"dense_fallback_mass",
+       "SpeContext: a decode step whose selected attention mass is below this runs dense (0: "
+       "never)",
+       [](const std::string& v, ServeConfig* c) {
+         return SetFraction(v, &c->dense_fallback_mass);
        }},
   };
   return settings;
@@ -279,6 +353,7 @@ Result<ServeConfig> ServeConfigLoader::Load(const EnvLookup& env) const {
     SPC_ASSIGN_OR_RETURN(std::vector<std::string> keys, ReadApiKeyFile(config.api_key_file));
     config.api_keys.insert(config.api_keys.end(), keys.begin(), keys.end());
   }
+  SPC_RETURN_IF_ERROR(CheckSpecontext(config));
   return config;
 }
 

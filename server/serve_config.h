@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/specontext/step_planner.h"
 #include "server/http_server.h"
 
 namespace specontext::server {
@@ -32,12 +33,25 @@ struct ServeConfig {
   std::string backend = "auto";  // auto, cpu or cuda
   int max_model_len = 0;
   double kv_host_gib = 2.0;
+  double kv_gpu_gib = 0.0;   // the GPU KV tier; emulated in host memory on the CPU backend
+  double kv_nvme_gib = 0.0;  // the NVMe KV tier, in kv_nvme_path
+  std::string kv_nvme_path;
   int max_num_seqs = 64;             // sequences in one engine step
   int max_num_batched_tokens = 512;  // prefill + decode tokens in one step
   int max_waiting = 256;             // queued requests beyond this get 429
   int grpc_port = -1;                // -1: no gRPC server; 0: pick a free port
   // After SIGTERM: how long in-flight requests may run before they are aborted.
   std::chrono::seconds drain_timeout{30};
+
+  // SpeContext: what requests that do not choose run, and the retrieval head (from
+  // draft_model) that selects positions for those running specontext. Without a draft model
+  // only dense is served.
+  AttentionMode attention = AttentionMode::kDense;
+  int64_t sparse_budget = 2048;  // positions per KV head, the token's own included
+  std::string draft_model;
+  int64_t sparse_sinks = 0;          // first positions always kept
+  int64_t sparse_window = 0;         // most recent positions always kept
+  double dense_fallback_mass = 0.0;  // a step whose selection carries less runs dense; 0: never
 };
 
 // Reads one environment variable; nullopt when unset.

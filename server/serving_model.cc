@@ -12,6 +12,7 @@
 #include "engine/cpu/cpu_model_runner.h"
 #ifdef SPECONTEXT_HAVE_CUDA
 #include "engine/cuda/cuda_model_runner.h"
+#include "engine/cuda/cuda_specontext_planner.h"
 #endif
 #include "engine/device.h"
 #include "engine/model/model_presets.h"
@@ -81,7 +82,10 @@ Result<std::unique_ptr<ServingModel>> ServingModel::Create(const ServingModelOpt
   for (int id : model->generation.eos_token_ids) AddUnique(serving->eos_token_ids_, id);
   if (!is_preset) SPC_RETURN_IF_ERROR(serving->LoadTokenizer(options.model));
 
-  SPC_RETURN_IF_ERROR(serving->CreateRunner(*model, options.backend));
+  SPC_RETURN_IF_ERROR(serving->CreateRunner(*model, options.backend, options.probe));
+  if (!options.draft_model.empty()) {
+    SPC_RETURN_IF_ERROR(serving->CreatePlanner(std::move(model), options));
+  }
   model.reset();  // the runner holds its own copy of the weights
   SPC_RETURN_IF_ERROR(serving->CreateKvStore(options));
 
@@ -90,6 +94,7 @@ Result<std::unique_ptr<ServingModel>> ServingModel::Create(const ServingModelOpt
   loop_options.max_model_len = serving->max_model_len_;
   KvStore* store = serving->store_.get();
   loop_options.idle_check = [store] { return store->CheckIntegrity(); };
+  loop_options.planner = serving->planner_.get();
   serving->engine_ = std::make_unique<EngineLoop>(
       loop_options, serving->runner_.get(), serving->sequence_kv_.get(),
       Sampler(serving->eos_token_ids_), options.observer);
@@ -131,7 +136,7 @@ Status ServingModel::LoadTokenizer(const std::string& dir) {
   return Status::Ok();
 }
 
-Status ServingModel::CreateRunner(const Model& model, Backend backend) {
+Status ServingModel::CreateRunner(const Model& model, Backend backend, AttentionProbe* probe) {
   const DeviceReport devices = ProbeDevices();
   if (backend == Backend::kCuda && devices.gpus.empty()) {
     return FailedPrecondition("--backend cuda, but no GPU is usable: " + devices.why_no_gpu);
@@ -155,9 +160,37 @@ Status ServingModel::CreateRunner(const Model& model, Backend backend) {
     spdlog::info("no usable GPU ({}); running on the CPU backend", devices.why_no_gpu);
   }
   cpu::CpuRunnerOptions cpu_options;
+  cpu_options.probe = probe;
   SPC_ASSIGN_OR_RETURN(auto runner, cpu::CpuModelRunner::Create(model, cpu_options));
   runner_ = std::move(runner);
   backend_name_ = "cpu";
+  return Status::Ok();
+}
+
+Status ServingModel::CreatePlanner(std::unique_ptr<Model> target,
+                                   const ServingModelOptions& options) {
+  auto head = RetrievalHead::Load(options.draft_model, *target, RetrievalHeadOptions{});
+  if (!head.ok()) return head.status().WithContext("draft model '" + options.draft_model + "'");
+#ifdef SPECONTEXT_HAVE_CUDA
+  if (auto* cuda_runner = dynamic_cast<const cuda::CudaModelRunner*>(runner_.get())) {
+    // Every running sequence at the longest context, bounded so the head's cache stays a
+    // fraction of the device (2 KiB per position for an 8B model's head).
+    const int64_t positions = std::min<int64_t>(
+        static_cast<int64_t>(options.scheduler.max_running) * max_model_len_, int64_t{1} << 20);
+    SPC_ASSIGN_OR_RETURN(planner_, cuda::CudaSpecontextPlanner::Create(
+                                       **head, *cuda_runner, options.specontext, positions));
+  }
+#endif
+  if (planner_ == nullptr) {
+    SPC_ASSIGN_OR_RETURN(planner_,
+                         SpecontextPlanner::Create(std::move(head).value(), options.specontext));
+  }
+  planner_target_ = std::move(target);
+  spdlog::info(
+      "SpeContext retrieval head from '{}': {} by default, budget {} per KV head",
+      options.draft_model,
+      options.specontext.server_mode == AttentionMode::kSpecontext ? "specontext" : "dense",
+      options.specontext.budget);
   return Status::Ok();
 }
 
@@ -170,6 +203,16 @@ Status ServingModel::CreateKvStore(const ServingModelOptions& options) {
   }
   store_options.host_blocks =
       static_cast<int32_t>(std::min(options.kv_host_gib * (1u << 30) / block_bytes, 2.0e9));
+  if (options.kv_gpu_gib > 0) {
+    store_options.gpu_blocks =
+        static_cast<int32_t>(std::min(options.kv_gpu_gib * (1u << 30) / block_bytes, 2.0e9));
+    // Lets the placement (demotions, spills) run on a machine without a GPU.
+    store_options.emulate_gpu = !uses_gpu_;
+    if (store_options.emulate_gpu) {
+      spdlog::info("KV cache: the {:.2f} GiB GPU tier is emulated in host memory (CPU backend)",
+                   options.kv_gpu_gib);
+    }
+  }
   if (options.kv_nvme_gib > 0) {
     if (options.kv_nvme_path.empty()) {
       return InvalidArgument("--kv-nvme-gib needs --kv-nvme-path (a file on a local disk)");
@@ -184,13 +227,16 @@ Status ServingModel::CreateKvStore(const ServingModelOptions& options) {
         "--kv-host-gib");
   }
   SPC_ASSIGN_OR_RETURN(store_, KvStore::Create(store_options));
-  sequence_kv_ = std::make_unique<StoreSequenceKv>(store_.get());
+  KvPlacementOptions placement;
+  placement.observer = options.placement_observer;
+  SPC_ASSIGN_OR_RETURN(sequence_kv_, StoreSequenceKv::Create(store_.get(), placement));
   spdlog::info(
-      "KV cache: {} GPU and {} host blocks of {} tokens ({:.2f} + {:.2f} GiB); {} positions on "
-      "the primary tier",
-      store_options.gpu_blocks, store_options.host_blocks, store_options.layout.block_tokens,
-      store_options.gpu_blocks * block_bytes / (1u << 30),
-      store_options.host_blocks * block_bytes / (1u << 30), sequence_kv_->CapacityTokens());
+      "KV cache: {} GPU, {} host and {} NVMe blocks of {} tokens ({:.2f} + {:.2f} + {:.2f} GiB); "
+      "one sequence holds up to {} positions",
+      store_options.gpu_blocks, store_options.host_blocks, store_options.nvme_blocks,
+      store_options.layout.block_tokens, store_options.gpu_blocks * block_bytes / (1u << 30),
+      store_options.host_blocks * block_bytes / (1u << 30),
+      store_options.nvme_blocks * block_bytes / (1u << 30), sequence_kv_->CapacityTokens());
   return Status::Ok();
 }
 

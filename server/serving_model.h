@@ -9,9 +9,11 @@
 #include <string>
 
 #include "common/status.h"
+#include "engine/attention_probe.h"
 #include "engine/chat_template/chat_template.h"
 #include "engine/model/model.h"
 #include "engine/model_runner.h"
+#include "engine/specontext/specontext_planner.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "kv_store/kv_store.h"
 #include "scheduler/engine_loop.h"
@@ -28,11 +30,19 @@ struct ServingModelOptions {
   int max_model_len = 0;          // 0: the model's max_position_embeddings
   double kv_host_gib = 2.0;       // host (pinned when a GPU is used) KV tier
   double kv_gpu_fraction = 0.85;  // of free GPU memory after weights, for the GPU KV tier
+  double kv_gpu_gib = 0.0;        // the GPU KV tier; emulated in host memory on the CPU backend
   double kv_nvme_gib = 0.0;
   std::string kv_nvme_path;
   int block_tokens = 16;
   SchedulerOptions scheduler;
-  EngineObserver* observer = nullptr;  // must outlive the ServingModel
+  EngineObserver* observer = nullptr;               // must outlive the ServingModel
+  PlacementObserver* placement_observer = nullptr;  // KV tiers and memory decisions; likewise
+  // SpeContext: the retrieval head's checkpoint (empty: no planner, only dense is served) and
+  // how the planner selects (server mode, budget, sinks, window, dense fallback).
+  std::string draft_model;
+  SpecontextPlannerOptions specontext;
+  // Sees the target's attention on sparse decode steps (recall measurement; CPU backend only).
+  AttentionProbe* probe = nullptr;
 };
 
 class ServingModel {
@@ -58,8 +68,9 @@ class ServingModel {
  private:
   ServingModel() = default;
   Status LoadTokenizer(const std::string& dir);
-  Status CreateRunner(const Model& model, Backend backend);
+  Status CreateRunner(const Model& model, Backend backend, AttentionProbe* probe);
   Status CreateKvStore(const ServingModelOptions& options);
+  Status CreatePlanner(std::unique_ptr<Model> target, const ServingModelOptions& options);
 
   std::string name_;
   ModelConfig config_;
@@ -74,6 +85,9 @@ class ServingModel {
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<KvStore> store_;
   std::unique_ptr<StoreSequenceKv> sequence_kv_;
+  // Kept only with a planner: the retrieval head may read the target's embedding table.
+  std::unique_ptr<Model> planner_target_;
+  std::unique_ptr<StepPlanner> planner_;  // declared before engine_, which uses it
   std::unique_ptr<EngineLoop> engine_;
 };
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "engine/cpu/thread_pool.h"
@@ -17,6 +18,9 @@ struct AttentionSpan {
   int num_tokens = 0;
   int start_position = 0;
   const std::vector<std::byte*>* blocks = nullptr;  // this layer's blocks of the sequence
+  // A sparse decode row (SequenceStep::sparse_positions, validated): per KV head, the positions
+  // it attends to instead of every earlier one. nullptr: dense.
+  const std::vector<std::vector<int32_t>>* sparse = nullptr;
 };
 
 struct AttentionShape {
@@ -29,11 +33,18 @@ struct AttentionShape {
 void WriteKv(const KvLayout& layout, const std::vector<std::byte*>& blocks, int position,
              const float* k, const float* v);
 
-// out[row] = softmax(q[row] · K[0..pos]ᵀ · scale) · V[0..pos] for every row of every span; the
-// step's own K/V must already be written. q and out rows hold num_heads × head_dim floats,
-// `q_stride` floats apart.
+// out[row] = softmax(q[row] · K[0..pos]ᵀ · scale) · V[0..pos] for every row of every span (a
+// sparse span: over its listed positions only); the step's own K/V must already be written. q
+// and out rows hold num_heads × head_dim floats, `q_stride` floats apart.
 void PagedAttention(ThreadPool& pool, const KvLayout& layout, const AttentionShape& shape,
                     const std::vector<AttentionSpan>& spans, const float* q, int q_stride,
                     float* out);
+
+// The weights dense attention would give the last row of `span` (a decode token at position
+// p): weights[head * (p + 1) + i] for every query head and position i <= p, zero outside a
+// sliding window. Measures what a sparse row leaves out; `span.sparse` is ignored.
+void DenseAttentionWeights(ThreadPool& pool, const KvLayout& layout, const AttentionShape& shape,
+                           const AttentionSpan& span, const float* q, int q_stride,
+                           std::vector<float>& weights);
 
 }  // namespace specontext::cpu

@@ -38,7 +38,7 @@ Result<std::unique_ptr<CpuModelRunner>> CpuModelRunner::Create(const Model& mode
   ThreadPool& pool = options.pool != nullptr ? *options.pool : ThreadPool::Shared();
   SPC_ASSIGN_OR_RETURN(CpuWeights weights, ConvertWeights(model, pool));
   return std::unique_ptr<CpuModelRunner>(
-      new CpuModelRunner(config, layout, std::move(weights), std::move(rope), pool));
+      new CpuModelRunner(config, layout, std::move(weights), std::move(rope), pool, options.probe));
 }
 
 CpuModelRunner::Rows CpuModelRunner::Pack(const BatchStep& batch) const {
@@ -47,7 +47,11 @@ CpuModelRunner::Rows CpuModelRunner::Pack(const BatchStep& batch) const {
     const SequenceStep& seq = batch.sequences[s];
     const int n = static_cast<int>(seq.tokens.size());
     const int first = static_cast<int>(rows.sequence.size());
-    rows.spans.push_back({first, n, seq.start_position, nullptr});
+    rows.spans.push_back(
+        {.first_row = first,
+         .num_tokens = n,
+         .start_position = seq.start_position,
+         .sparse = seq.sparse_positions.empty() ? nullptr : &seq.sparse_positions});
     for (int i = 0; i < n; ++i) {
       if (seq.all_logits || i == n - 1) rows.logit_rows.push_back(first + i);
       rows.sequence.push_back(static_cast<int>(s));
@@ -88,6 +92,24 @@ void CpuModelRunner::PrepareAttention(int layer, const BatchStep& batch, const R
   });
 }
 
+void CpuModelRunner::ProbeSparseRows(int layer, const Rows& rows, const AttentionShape& shape,
+                                     const float* qkv) const {
+  const int width = config_.q_size() + 2 * config_.kv_size();
+  std::vector<float> weights;
+  for (size_t s = 0; s < rows.spans.size(); ++s) {
+    const AttentionSpan& span = rows.spans[s];
+    if (span.sparse == nullptr) continue;
+    DenseAttentionWeights(pool_, layout_, shape, span, qkv, width, weights);
+    probe_->Observe({.sequence = static_cast<int>(s),
+                     .layer = layer,
+                     .position = span.start_position,
+                     .num_heads = config_.num_heads,
+                     .num_kv_heads = config_.num_kv_heads,
+                     .dense_weights = weights,
+                     .attended = *span.sparse});
+  }
+}
+
 Status CpuModelRunner::Step(const BatchStep& batch, StepOutput* out) {
   if (out == nullptr) return InvalidArgument("CPU backend: no output given");
   SPC_RETURN_IF_ERROR(ValidateBatch(batch, config_, layout_).WithContext("CPU backend"));
@@ -117,6 +139,7 @@ Status CpuModelRunner::Step(const BatchStep& batch, StepOutput* out) {
       packed.spans[s].blocks = &batch.sequences[s].block_table[layer];
     }
     PagedAttention(pool_, layout_, shape, packed.spans, qkv.data(), width, attn.data());
+    if (probe_ != nullptr) ProbeSparseRows(layer, packed, shape, qkv.data());
     MatmulNT(pool_, attn.data(), w.o.data(), delta.data(), rows, hidden, config_.q_size());
     AddInPlace(x.data(), delta.data(), x.size());
 

@@ -48,6 +48,9 @@ class CudaModelRunner : public ModelRunner {
   Status Step(const BatchStep& batch, StepOutput* out) override;
 
   cudaStream_t stream() const { return stream_; }
+  // The token embedding table on the device ([vocab][hidden], BF16), for a retrieval head that
+  // shares it.
+  const void* embedding() const { return weights_.embed; }
   size_t weight_bytes() const { return weights_.storage.bytes(); }
   int graphs_captured() const { return static_cast<int>(graphs_.size()); }
 

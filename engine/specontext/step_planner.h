@@ -22,6 +22,9 @@ struct PlanRow {
   uint64_t seq_id = 0;
   AttentionMode mode = AttentionMode::kDefault;
   int64_t budget = 0;  // B; 0 takes the server's budget
+  // The sequence's tokens at positions [0, start_position): a step that starts beyond what the
+  // head holds (a prompt prefix adopted from the prefix cache) projects the missing ones first.
+  std::span<const int32_t> context;
 };
 
 class StepPlanner {

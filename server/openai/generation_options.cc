@@ -62,6 +62,23 @@ Status ReadStreamOptions(const json::object& body, GenerationOptions* out) {
   return Status::Ok();
 }
 
+Status ReadAttention(const json::object& body, GenerationOptions* out) {
+  std::string mode;
+  SPC_RETURN_IF_ERROR(ReadString(body, "attention", &mode));
+  if (mode == "dense") {
+    out->attention = AttentionMode::kDense;
+  } else if (mode == "specontext") {
+    out->attention = AttentionMode::kSpecontext;
+  } else if (!mode.empty()) {
+    return FieldError("attention", "must be \"dense\" or \"specontext\", got \"" + mode + "\"");
+  }
+  if (FindField(body, "sparse_budget") == nullptr) return Status::Ok();
+  if (out->attention == AttentionMode::kDense) {
+    return FieldError("sparse_budget", "only applies to \"attention\": \"specontext\"");
+  }
+  return ReadInteger(body, "sparse_budget", 1, kIntMax, &out->sparse_budget);
+}
+
 // Fields we cannot honour are refused rather than silently ignored.
 Status RefuseUnsupported(const json::object& body) {
   if (const json::value* bias = FindField(body, "logit_bias")) {
@@ -128,6 +145,7 @@ Status ReadGenerationOptions(const json::object& body,
   }
   SPC_RETURN_IF_ERROR(ReadString(body, "user", &out->user));
   SPC_RETURN_IF_ERROR(ReadBool(body, "skip_special_tokens", &out->skip_special_tokens));
+  SPC_RETURN_IF_ERROR(ReadAttention(body, out));
   return RefuseUnsupported(body);
 }
 

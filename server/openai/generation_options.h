@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "engine/sampler/sampling_params.h"
+#include "engine/specontext/step_planner.h"
 
 namespace specontext::server::openai {
 
@@ -33,6 +34,10 @@ struct GenerationOptions {
   bool include_usage = false;  // stream_options.include_usage
   std::string user;
   bool skip_special_tokens = true;
+  // Extensions: "attention": "dense" | "specontext" and "sparse_budget": N (positions per KV
+  // head); absent, the server's.
+  AttentionMode attention = AttentionMode::kDefault;
+  int64_t sparse_budget = 0;
 };
 
 // Reads the shared fields. `max_tokens_keys` lists the fields that set max_tokens, in order of
@@ -42,7 +47,7 @@ Status ReadGenerationOptions(const boost::json::object& body,
                              GenerationOptions* out);
 
 // The fields ReadGenerationOptions understands, for unknown-field logging.
-inline constexpr std::array<std::string_view, 21> kGenerationFields = {"model",
+inline constexpr std::array<std::string_view, 23> kGenerationFields = {"model",
                                                                        "max_tokens",
                                                                        "temperature",
                                                                        "top_p",
@@ -62,6 +67,8 @@ inline constexpr std::array<std::string_view, 21> kGenerationFields = {"model",
                                                                        "user",
                                                                        "skip_special_tokens",
                                                                        "logit_bias",
-                                                                       "response_format"};
+                                                                       "response_format",
+                                                                       "attention",
+                                                                       "sparse_budget"};
 
 }  // namespace specontext::server::openai

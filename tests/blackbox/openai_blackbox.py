@@ -5,12 +5,9 @@ check and a summary; exits 1 on any failure and 77 when the default model is not
 
 import argparse
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -20,6 +17,9 @@ from pathlib import Path
 
 import openai
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from daemon_process import DaemonProcess, default_model_path  # noqa: E402
+
 SKIP = 77
 API_KEY = "blackbox-key"
 MAX_MODEL_LEN = 2048
@@ -27,58 +27,14 @@ MAX_BODY_BYTES = 65536
 START_TIMEOUT_S = 120
 
 
-def default_model_path():
-    """Mirrors DefaultModelPath() in server/serving_model.cc."""
-    if os.environ.get("SPECONTEXT_CACHE"):
-        cache = Path(os.environ["SPECONTEXT_CACHE"])
-    elif os.environ.get("XDG_CACHE_HOME"):
-        cache = Path(os.environ["XDG_CACHE_HOME"]) / "specontext"
-    else:
-        cache = Path.home() / ".cache" / "specontext"
-    return cache / "models" / "SmolLM2-135M-Instruct"
-
-
-class Server:
-    """`specontext serve` on a free port; the log is kept for failure reports."""
+class Server(DaemonProcess):
+    """`specontext serve` on a free port with the test's key and limits."""
 
     def __init__(self, binary, extra_args):
-        self.log = tempfile.TemporaryFile(mode="w+")
-        args = [binary, "serve", "--host", "127.0.0.1", "--port", "0", "--api-key", API_KEY,
-                "--max-model-len", str(MAX_MODEL_LEN), "--kv-host-gib", "0.25",
-                "--max-body-bytes", str(MAX_BODY_BYTES), "--drain-timeout-s", "30",
-                "--log-level", "warn"] + extra_args
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        self.base_url = self._wait_for_listening()
-
-    def _wait_for_listening(self):
-        found = {}
-
-        def read():
-            for line in self.process.stdout:
-                match = re.search(r"listening on (http://\S+)", line)
-                if match and "url" not in found:
-                    found["url"] = match.group(1)
-                self.log.write(line)
-
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while "url" not in found:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not print 'listening on' in time:\n" + self.tail())
-            time.sleep(0.05)
-        return found["url"]
-
-    def tail(self, lines=30):
-        self.log.flush()
-        self.log.seek(0)
-        return "".join(self.log.readlines()[-lines:])
-
-    def kill(self):
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        super().__init__([binary, "serve", "--host", "127.0.0.1", "--port", "0", "--api-key",
+                          API_KEY, "--max-model-len", str(MAX_MODEL_LEN), "--kv-host-gib", "0.25",
+                          "--max-body-bytes", str(MAX_BODY_BYTES), "--drain-timeout-s", "30",
+                          "--log-level", "warn"] + extra_args, start_timeout_s=START_TIMEOUT_S)
 
 
 def http(server, method, path, body=None, key=API_KEY, raw=None):

@@ -1,5 +1,6 @@
 #include "tests/cpu/dense_reference.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -54,9 +55,11 @@ void RotateHalf(double* v, int head_dim, int position, double theta) {
   }
 }
 
-}  // namespace
+// Whether token t may attend to position s through KV head kv_head (beyond causality).
+using Visibility = std::function<bool(int t, int kv_head, int s)>;
 
-std::vector<double> DenseReferenceLogits(const Model& model, const std::vector<int32_t>& tokens) {
+std::vector<double> ReferenceLogits(const Model& model, const std::vector<int32_t>& tokens,
+                                    const Visibility& visible) {
   const ModelConfig& c = model.config;
   const Weights w(model);
   const int n = static_cast<int>(tokens.size());
@@ -99,6 +102,7 @@ std::vector<double> DenseReferenceLogits(const Model& model, const std::vector<i
         double max_score = -INFINITY;
         for (int s = 0; s <= t; ++s) {
           if (c.sliding_window > 0 && t - s >= c.sliding_window) continue;
+          if (!visible(t, kvh, s)) continue;
           double dot = 0.0;
           for (int i = 0; i < hd; ++i) dot += q[t][head * hd + i] * k[s][kvh * hd + i];
           scores[s] = dot / std::sqrt(static_cast<double>(hd));
@@ -139,6 +143,22 @@ std::vector<double> DenseReferenceLogits(const Model& model, const std::vector<i
   std::vector<double> flat;
   for (const auto& row : logits) flat.insert(flat.end(), row.begin(), row.end());
   return flat;
+}
+
+}  // namespace
+
+std::vector<double> DenseReferenceLogits(const Model& model, const std::vector<int32_t>& tokens) {
+  return ReferenceLogits(model, tokens, [](int, int, int) { return true; });
+}
+
+std::vector<double> MaskedReferenceLogits(const Model& model, const std::vector<int32_t>& tokens,
+                                          const std::vector<std::vector<int32_t>>& last_visible) {
+  const int last = static_cast<int>(tokens.size()) - 1;
+  return ReferenceLogits(model, tokens, [&](int t, int kv_head, int s) {
+    if (t != last) return true;
+    const auto& list = last_visible[kv_head];
+    return std::binary_search(list.begin(), list.end(), s);
+  });
 }
 
 }  // namespace specontext::testing

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "engine/model/model.h"
@@ -13,5 +14,10 @@ namespace specontext::testing {
 // Logits [tokens.size()][vocab] for one sequence starting at position 0. Supports unscaled RoPE
 // only (the tiny presets); sliding windows, qkv bias, q/k norm and tied embeddings are honoured.
 std::vector<double> DenseReferenceLogits(const Model& model, const std::vector<int32_t>& tokens);
+
+// The same with the last token restricted, in every layer, to `last_visible[kv_head]` (the
+// positions a sparse decode step lists): what a sparse step must reproduce.
+std::vector<double> MaskedReferenceLogits(const Model& model, const std::vector<int32_t>& tokens,
+                                          const std::vector<std::vector<int32_t>>& last_visible);
 
 }  // namespace specontext::testing

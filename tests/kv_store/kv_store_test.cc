@@ -166,6 +166,44 @@ TEST_F(KvStoreTest, LayersMoveBetweenTiersAndKeepTheirData) {
   EXPECT_INTEGRITY(*store);
 }
 
+TEST_F(KvStoreTest, AnEmulatedGpuTierHoldsLayersAndMovesThemByteExact) {
+  KvStoreOptions options;
+  options.layout = SmallLayout();
+  options.gpu_blocks = 8;
+  options.emulate_gpu = true;
+  options.host_blocks = 16;
+  options.nvme_blocks = 16;
+  options.nvme_path = dir_.File("emulated.bin");
+  auto created = KvStore::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  KvStore& store = **created;
+  const std::vector<Tier> split = {Tier::kGpu, Tier::kGpu, Tier::kHost, Tier::kHost};
+  ASSERT_TRUE(store.AddSequence(5, split).ok());
+  ASSERT_TRUE(store.Extend(5, 11).ok());
+  Fill(store, 5, 11);
+  EXPECT_EQ(store.Usage(Tier::kGpu).used_blocks, 6);
+  // GPU -> host -> NVMe, each awaited with FinishMoves: the freed blocks are free on return.
+  ASSERT_TRUE(store.MoveLayer(5, 1, Tier::kHost).ok());
+  ASSERT_TRUE(store.FinishMoves(5).ok());
+  EXPECT_EQ(store.Usage(Tier::kGpu).used_blocks, 3);
+  ASSERT_TRUE(store.MoveLayer(5, 1, Tier::kNvme).ok());
+  ASSERT_TRUE(store.FinishMoves(5).ok());
+  EXPECT_EQ(*store.LayerTier(5, 1), Tier::kNvme);
+  EXPECT_TRUE(Holds(store, 5, 11, 5));
+  EXPECT_EQ(store.FinishMoves(77).code(), StatusCode::kNotFound);
+  EXPECT_INTEGRITY(store);
+
+  // An unused cached prefix gives its GPU blocks back on request.
+  const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  ASSERT_TRUE(store.CachePrefix(5, prompt).ok());
+  ASSERT_TRUE(store.FreeSequence(5).ok());
+  EXPECT_EQ(store.Usage(Tier::kGpu).used_blocks, 2);  // layer 0's two full blocks, cached
+  EXPECT_TRUE(store.ReclaimPrefixBlocks(Tier::kGpu, 8));
+  EXPECT_EQ(store.Usage(Tier::kGpu).free_blocks, 8);
+  EXPECT_FALSE(store.ReclaimPrefixBlocks(Tier::kGpu, 9));
+  EXPECT_INTEGRITY(store);
+}
+
 TEST_F(KvStoreTest, FreeWhileAMoveIsInFlightLeaksNothing) {
   auto store = Make(32, 32);
   ASSERT_NE(store, nullptr);

@@ -24,6 +24,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace specontext {
 namespace {
 
@@ -82,19 +84,69 @@ TEST(MemoryManagerTest, ThresholdsAgreeWithTheExactFit) {
   EXPECT_EQ(m.MaxGpuLayers(385530, 32), -1);
 }
 
-TEST(MemoryManagerTest, DenseModeNeverOffloads) {
+TEST(MemoryManagerTest, DenseModeOffloadsWholeLayersThatStayOffTheGpu) {
   MemoryModelConfig c = PaperConfig();
   c.sparse_budget = 0;
   auto m = MemoryManager::Create(c);
   ASSERT_TRUE(m.ok());
   // No head: 1.3 x 16 GB = 20.8 GB fixed, 59.2e9 / (4096 x 32 x 32) = 14114 positions.
   EXPECT_EQ(m->MaxLengthAllGpu(32), 14114);
-  EXPECT_EQ(m->Thresholds(32).thresholds.size(), 1u);
   EXPECT_EQ(m->MaxGpuLayers(14114, 32), 32);
-  EXPECT_EQ(m->MaxGpuLayers(14115, 32), -1);
-  // 27 requests of 16K fit densely, 28 do not.
+  // An offloaded dense layer is read in place from host memory and costs the GPU nothing:
+  // K' = 59.2e9 / (32 x 4096) = 451660.16 position-layers per request, so S_i = K' / (L - i).
+  EXPECT_EQ(m->MaxGpuLayers(14115, 32), 31);
+  const ThresholdPlan plan = m->Thresholds(32);
+  ASSERT_EQ(plan.thresholds.size(), 33u);
+  EXPECT_EQ(plan.thresholds[1], 14569);    // floor(451660.16 / 31)
+  EXPECT_EQ(plan.thresholds[31], 451660);  // one layer left on the GPU
+  EXPECT_EQ(plan.thresholds[32], std::numeric_limits<int64_t>::max());
+  // 27 requests of 16K keep every layer on the GPU, 28 keep floor(451660.16 x 32 / 28 / 16384).
   EXPECT_EQ(m->MaxGpuLayers(16384, 27), 32);
-  EXPECT_EQ(m->MaxGpuLayers(16384, 28), -1);
+  EXPECT_EQ(m->MaxGpuLayers(16384, 28), 31);
+}
+
+TEST(MemoryManagerTest, DenseAdmissionCountsTheGpuAsRoomAndPlacementFillsIt) {
+  MemoryModelConfig c = PaperConfig();
+  c.sparse_budget = 0;
+  c.host_bytes = 40e9;
+  c.nvme_bytes = 0;
+  auto m = MemoryManager::Create(c);
+  ASSERT_TRUE(m.ok());
+  // One 16K request is 32 x 16384 x 4096 B = 2.147 GB; GPU KV 59.2 GB + host 40 GB = 99.2 GB
+  // hold 46 of them, not 47.
+  std::vector<RequestLoad> running;
+  for (RequestKey k = 0; k < 46; ++k) running.push_back(RequestLoad{k, 0, 16384});
+  EXPECT_TRUE(m->Admit({running.begin(), running.end() - 1}, running.back()).admit);
+  EXPECT_FALSE(m->Admit(running, RequestLoad{46, 0, 16384}).admit);
+
+  // Placement gives whole layers to the shortest requests first and demotes the last layer.
+  const PlacementPlan plan = m->Place({RequestLoad{1, 400000, 0, 32}, RequestLoad{2, 1000, 0, 32}});
+  ASSERT_TRUE(plan.feasible) << plan.reason;
+  // 59.2e9 / 4096 = 14453125 position-layers: 32 x 1000 for request 2, and 32 x 400000 = 12.8M
+  // still fit beside them, so nothing moves.
+  EXPECT_EQ(plan.gpu_layers, (std::vector<int>{32, 32}));
+  const PlacementPlan tight =
+      m->Place({RequestLoad{1, 500000, 0, 32}, RequestLoad{2, 1000, 0, 32}});
+  // 14453125 - 32000 = 14421125 left for request 1: 28 layers of 500000.
+  EXPECT_EQ(tight.gpu_layers, (std::vector<int>{28, 32}));
+  ASSERT_EQ(tight.moves.size(), 4u);
+  EXPECT_EQ(tight.moves.front().layer, 31);
+  EXPECT_EQ(tight.moves.back().layer, 28);
+  EXPECT_EQ(tight.moves.front().to, Tier::kHost);
+}
+
+TEST(MemoryManagerTest, AStoreWithoutAGpuTierRunsDenseFullyOffloaded) {
+  MemoryModelConfig c = PaperConfig();
+  c.sparse_budget = 0;
+  c.weight_bytes = 0;
+  c.head_bytes = 0;
+  c.gpu_bytes = 0;
+  c.host_bytes = 1e9;
+  auto m = MemoryManager::Create(c);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->Place({RequestLoad{1, 100, 0, 0}}).gpu_layers, (std::vector<int>{0}));
+  EXPECT_TRUE(m->Admit({}, RequestLoad{1, 0, 7000}).admit);   // 0.917 GB
+  EXPECT_FALSE(m->Admit({}, RequestLoad{1, 0, 8000}).admit);  // 1.049 GB
 }
 
 TEST(MemoryManagerTest, RepeatKvBufferCostsOneMoreLayerOfKv) {

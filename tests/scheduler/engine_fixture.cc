@@ -19,17 +19,25 @@ EngineFixture::EngineFixture(EngineFixtureOptions options) {
   KvStoreOptions store_options;
   store_options.layout = runner_->kv_layout();
   store_options.host_blocks = options.host_blocks;
+  store_options.gpu_blocks = options.gpu_blocks;
+  store_options.emulate_gpu = true;
+  store_options.prefix_caching = options.prefix_caching;
+  store_options.nvme_blocks = options.nvme_blocks;
+  store_options.nvme_path = options.nvme_path;
   auto store = KvStore::Create(store_options);
   EXPECT_TRUE(store.ok()) << store.status().ToString();
   store_ = std::move(store).value();
-  kv_ = std::make_unique<StoreSequenceKv>(store_.get());
+  auto kv = StoreSequenceKv::Create(store_.get(), options.placement);
+  EXPECT_TRUE(kv.ok()) << kv.status().ToString();
+  kv_ = std::move(kv).value();
 
   EngineLoopOptions loop_options;
   loop_options.scheduler = options.scheduler;
   loop_options.max_model_len = options.max_model_len;
+  loop_options.planner = options.planner;
   loop_options.idle_check = [this] { return store_->CheckIntegrity(); };
   loop_ = std::make_unique<EngineLoop>(loop_options, runner_.get(), kv_.get(),
-                                       Sampler(model_->config.eos_token_ids));
+                                       Sampler(model_->config.eos_token_ids), options.observer);
   loop_->Start();
 }
 

@@ -1,5 +1,5 @@
 // A real engine for scheduler tests: a tiny random-weight preset on the CPU backend, a KV store
-// with a host tier of a chosen size, and the engine loop over them.
+// with tiers of chosen sizes (the GPU tier emulated in host memory), and the engine loop.
 #pragma once
 
 #include <memory>
@@ -17,9 +17,16 @@ namespace specontext::testing {
 struct EngineFixtureOptions {
   std::string preset = "preset:tiny-llama";
   int host_blocks = 512;
+  int gpu_blocks = 0;  // an emulated GPU tier (host memory) when positive
+  int nvme_blocks = 0;
+  std::string nvme_path;  // the NVMe tier's file, when nvme_blocks > 0
+  KvPlacementOptions placement;
+  EngineObserver* observer = nullptr;  // must outlive the fixture
+  bool prefix_caching = true;
   int block_tokens = 16;
   SchedulerOptions scheduler;
   int max_model_len = 512;
+  StepPlanner* planner = nullptr;  // SpeContext; must outlive the fixture
 };
 
 class EngineFixture {
@@ -29,6 +36,7 @@ class EngineFixture {
 
   EngineLoop& loop() { return *loop_; }
   KvStore& store() { return *store_; }
+  const KvPlacement& placement() const { return kv_->placement(); }
   const ModelConfig& config() const { return runner_->config(); }
 
   // Submits and collects every event until the final one (or a 60 s timeout).

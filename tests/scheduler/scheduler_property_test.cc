@@ -3,6 +3,7 @@
 // a reason), no block may leak, and preemption must stay bounded.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <random>
 #include <thread>
 
@@ -18,9 +19,22 @@ struct Submitted {
   int max_tokens = 0;
 };
 
+// Counts what the engine did, for the scale reported with the results.
+struct StepCounter : EngineObserver {
+  void OnStep(const StepStats& stats) override {
+    if (stats.prefill_tokens + stats.decode_tokens == 0) return;  // the idle report
+    steps++;
+    tokens += stats.prefill_tokens + stats.decode_tokens;
+  }
+  int64_t steps = 0;
+  int64_t tokens = 0;
+};
+
 TEST(SchedulerPropertyTest, RandomLoadEndsEveryRequestAndLeaksNothing) {
   constexpr int kRequests = 600;
+  StepCounter counter;
   EngineFixtureOptions options;
+  options.observer = &counter;
   options.host_blocks = 2 * 24;  // 384 positions per layer, shared by everyone
   options.scheduler.max_running = 8;
   options.scheduler.max_step_tokens = 48;
@@ -79,7 +93,17 @@ TEST(SchedulerPropertyTest, RandomLoadEndsEveryRequestAndLeaksNothing) {
   engine.store().DropUnusedPrefixes();
   EXPECT_TRUE(engine.store().CheckIntegrity().ok());
   EXPECT_EQ(engine.store().Usage(Tier::kHost).used_blocks, 0);
+  const KvPlacement& placement = engine.placement();
+  RecordProperty("steps", std::to_string(counter.steps));
   RecordProperty("preemptions", std::to_string(engine.loop().preemptions()));
+  std::printf(
+      "scale: %d requests (%d finished, %d cancelled), %lld steps, %lld tokens, %lld "
+      "preemptions; memory decisions: %lld admit, %lld defer, %lld reject\n",
+      kRequests, finished, cancelled, static_cast<long long>(counter.steps),
+      static_cast<long long>(counter.tokens), static_cast<long long>(engine.loop().preemptions()),
+      static_cast<long long>(placement.decisions(MemoryDecision::kAdmit)),
+      static_cast<long long>(placement.decisions(MemoryDecision::kDefer)),
+      static_cast<long long>(placement.decisions(MemoryDecision::kReject)));
 }
 
 }  // namespace

@@ -1,0 +1,380 @@
+#include "engine/cuda/cuda_specontext_planner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <string>
+
+#include "engine/cuda/bias_kernels.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/elementwise_kernels.h"
+#include "engine/cuda/rope_kv_kernels.h"
+#include "engine/cuda/selection_kernels.h"
+#include "engine/specontext/plan_policy.h"
+
+namespace specontext::cuda {
+namespace {
+
+constexpr DType kAct = DType::kBF16;
+constexpr int kBlockTokens = 16;
+
+Result<DeviceBuffer> UploadBf16(std::span<const float> values) {
+  std::vector<uint16_t> bits(values.size());
+  std::transform(values.begin(), values.end(), bits.begin(), FloatToBf16);
+  SPC_ASSIGN_OR_RETURN(DeviceBuffer buffer, DeviceBuffer::Allocate(bits.size() * 2));
+  SPC_CUDA(cudaMemcpy(buffer.data(), bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
+  return buffer;
+}
+
+Result<DeviceBuffer> UploadTableBf16(const TensorView& table) {
+  std::vector<float> values(static_cast<size_t>(table.numel()));
+  for (int64_t i = 0; i < table.numel(); ++i) values[i] = table.At(i);
+  return UploadBf16(values);
+}
+
+size_t Align(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// Byte offsets of one step's staging area; the inputs part is uploaded, the outputs part
+// downloaded.
+struct StagingLayout {
+  size_t tokens, positions, token_seq, lengths, tables, inputs_end;
+  size_t counts, mass, indices, end;
+};
+
+StagingLayout LayoutFor(int tokens, int seqs, int max_blocks, int selecting, int kv_heads,
+                        int64_t max_budget) {
+  StagingLayout l;
+  l.tokens = 0;
+  l.positions = l.tokens + Align(sizeof(int32_t) * tokens);
+  l.token_seq = l.positions + Align(sizeof(int32_t) * tokens);
+  l.lengths = l.token_seq + Align(sizeof(int32_t) * tokens);
+  l.tables = l.lengths + Align(sizeof(int32_t) * std::max(selecting, 1));
+  l.inputs_end = l.tables + Align(sizeof(void*) * seqs * max_blocks);
+  const size_t slots = static_cast<size_t>(selecting) * kv_heads;
+  l.counts = l.inputs_end;
+  l.mass = l.counts + Align(sizeof(int32_t) * slots);
+  l.indices = l.mass + Align(sizeof(float) * slots);
+  l.end = l.indices + Align(sizeof(int32_t) * slots * max_budget);
+  return l;
+}
+
+}  // namespace
+
+CudaSpecontextPlanner::~CudaSpecontextPlanner() {
+  if (staging_ != nullptr) cudaFreeHost(staging_);
+}
+
+Result<std::unique_ptr<CudaSpecontextPlanner>> CudaSpecontextPlanner::Create(
+    const RetrievalHead& head, const CudaModelRunner& runner,
+    const SpecontextPlannerOptions& options, int64_t cache_positions) {
+  SPC_RETURN_IF_ERROR(ValidatePlannerOptions(options));
+  SPC_ASSIGN_OR_RETURN(HeadKPool cache, HeadKPool::Create(head.num_kv_heads(), head.head_dim(),
+                                                          kBlockTokens, kAct, cache_positions));
+  std::unique_ptr<CudaSpecontextPlanner> planner(
+      new CudaSpecontextPlanner(options, std::move(cache)));
+  SPC_RETURN_IF_ERROR(planner->Init(head, runner).WithContext("CUDA specontext planner"));
+  return planner;
+}
+
+Status CudaSpecontextPlanner::Init(const RetrievalHead& head, const CudaModelRunner& runner) {
+  const ModelConfig& target = runner.config();
+  if (head.num_heads() != target.num_heads || head.num_kv_heads() != target.num_kv_heads ||
+      head.head_dim() != target.head_dim) {
+    return InvalidArgument("the retrieval head's attention shape differs from the target's");
+  }
+  if (head.config().rope_scaling.type == RopeScaling::Type::kDynamic) {
+    return Unimplemented("a retrieval head with dynamic NTK RoPE");
+  }
+  const RetrievalHeadWeights w = head.weights();
+  stream_ = runner.stream();
+  SPC_ASSIGN_OR_RETURN(gemm_, CublasGemm::Create(stream_));
+  q_heads_ = head.num_heads();
+  kv_heads_ = head.num_kv_heads();
+  head_dim_ = head.head_dim();
+  hidden_ = static_cast<int>(w.input_norm.size());
+  rms_eps_ = static_cast<float>(head.config().rms_norm_eps);
+  if (w.own_embedding) {
+    SPC_ASSIGN_OR_RETURN(weights_.embedding, UploadTableBf16(*w.embedding));
+    embedding_ = weights_.embedding.data();
+  } else {
+    embedding_ = runner.embedding();
+  }
+  vocab_ = static_cast<int>(w.embedding->shape[0]);
+  SPC_ASSIGN_OR_RETURN(weights_.input_norm, UploadBf16(w.input_norm));
+  std::vector<float> qk(w.q_embed.begin(), w.q_embed.end());
+  qk.insert(qk.end(), w.k_embed.begin(), w.k_embed.end());
+  SPC_ASSIGN_OR_RETURN(weights_.qk, UploadBf16(qk));
+  if (!w.q_bias.empty()) {
+    std::vector<float> bias(w.q_bias.begin(), w.q_bias.end());
+    bias.insert(bias.end(), w.k_bias.begin(), w.k_bias.end());
+    SPC_ASSIGN_OR_RETURN(weights_.qk_bias, UploadBf16(bias));
+  }
+  qk_norm_ = !w.q_norm.empty();
+  if (qk_norm_) {
+    SPC_ASSIGN_OR_RETURN(weights_.q_norm, UploadBf16(w.q_norm));
+    SPC_ASSIGN_OR_RETURN(weights_.k_norm, UploadBf16(w.k_norm));
+  }
+  const std::vector<float> inv_freq = head.rope().InvFreq(1);
+  SPC_ASSIGN_OR_RETURN(weights_.inv_freq, DeviceBuffer::Allocate(inv_freq.size() * sizeof(float)));
+  SPC_CUDA(cudaMemcpy(weights_.inv_freq.data(), inv_freq.data(), inv_freq.size() * sizeof(float),
+                      cudaMemcpyHostToDevice));
+  rope_scale_ = head.rope().attention_factor();
+  return Status::Ok();
+}
+
+Status CudaSpecontextPlanner::EnsureCapacity(DeviceBuffer& buffer, size_t bytes) {
+  if (bytes <= buffer.bytes()) return Status::Ok();
+  SPC_CUDA(cudaStreamSynchronize(stream_));  // the old buffer may still be read
+  buffer = DeviceBuffer();
+  SPC_ASSIGN_OR_RETURN(buffer, DeviceBuffer::Allocate(bytes + bytes / 2));
+  return Status::Ok();
+}
+
+void CudaSpecontextPlanner::Work::Add(int row, uint64_t seq, std::span<const int32_t> t,
+                                      int64_t start, int blocks) {
+  rows.push_back(row);
+  seq_ids.push_back(seq);
+  tokens.push_back(t);
+  starts.push_back(start);
+  total_tokens += static_cast<int>(t.size());
+  max_blocks = std::max(max_blocks, blocks);
+}
+
+Status CudaSpecontextPlanner::Plan(std::span<const PlanRow> rows, BatchStep* batch) {
+  if (batch == nullptr || rows.size() != batch->sequences.size()) {
+    return InvalidArgument("specontext planner: one plan row per batch sequence is required");
+  }
+  const auto start = std::chrono::steady_clock::now();
+  Work catch_up;
+  Result<Work> work = Prepare(rows, *batch, &catch_up);
+  Status status = work.status();
+  if (status.ok() && catch_up.total_tokens > 0) status = Project(catch_up);
+  if (status.ok() && work->total_tokens > 0) status = Project(*work);
+  if (status.ok() && work->selecting > 0) status = Select(*work, *batch);
+  counters_.retrieval_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return status;
+}
+
+Result<CudaSpecontextPlanner::Work> CudaSpecontextPlanner::Prepare(std::span<const PlanRow> rows,
+                                                                   BatchStep& batch,
+                                                                   Work* catch_up) {
+  struct Entry {
+    int row;
+    uint64_t seq;
+    int64_t budget;
+  };
+  std::vector<Entry> selecting, decode_short, prefill;
+  int max_length = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    SequenceStep& step = batch.sequences[i];
+    step.sparse_positions.clear();
+    SPC_ASSIGN_OR_RETURN(const RowPolicy policy, ResolvePlanRow(rows[i], options_));
+    if (!policy.sparse || step.tokens.empty()) continue;
+    const uint64_t seq = rows[i].seq_id;
+    const std::string what = "specontext planner: sequence " + std::to_string(seq);
+    const int64_t held = cache_.Length(seq);
+    SPC_ASSIGN_OR_RETURN(const std::span<const int32_t> missing,
+                         MissingContext(rows[i], step.start_position, held, what));
+    const int64_t length = step.start_position + static_cast<int64_t>(step.tokens.size());
+    SPC_RETURN_IF_ERROR(cache_.Resize(seq, length).WithContext(what));
+    const int blocks = static_cast<int>(cache_.Blocks(seq).size());
+    if (!missing.empty()) catch_up->Add(static_cast<int>(i), seq, missing, held, blocks);
+    const Entry entry{static_cast<int>(i), seq, policy.budget};
+    if (step.tokens.size() > 1) {
+      prefill.push_back(entry);
+      continue;
+    }
+    ++counters_.decode_steps;
+    if (length <= policy.budget) {
+      ++counters_.short_steps;
+      decode_short.push_back(entry);
+      continue;
+    }
+    selecting.push_back(entry);
+    max_length = std::max(max_length, static_cast<int>(length));
+  }
+  // Selecting rows grouped by budget, so each budget is one launch.
+  std::stable_sort(selecting.begin(), selecting.end(),
+                   [](const Entry& a, const Entry& b) { return a.budget < b.budget; });
+  Work work;
+  work.selecting = static_cast<int>(selecting.size());
+  work.max_length = max_length;
+  for (const auto* part : {&selecting, &decode_short, &prefill}) {
+    for (const Entry& e : *part) {
+      const SequenceStep& step = batch.sequences[e.row];
+      work.Add(e.row, e.seq, step.tokens, step.start_position,
+               static_cast<int>(cache_.Blocks(e.seq).size()));
+    }
+  }
+  for (const Entry& e : selecting) work.budgets.push_back(e.budget);
+  counters_.tokens_projected += work.total_tokens + catch_up->total_tokens;
+  return work;
+}
+
+Status CudaSpecontextPlanner::EnsureStaging(size_t bytes) {
+  if (bytes <= staging_bytes_) return Status::Ok();
+  SPC_CUDA(cudaStreamSynchronize(stream_));
+  if (staging_ != nullptr) cudaFreeHost(staging_);
+  staging_ = nullptr;
+  staging_bytes_ = 0;
+  SPC_CUDA(
+      cudaHostAlloc(reinterpret_cast<void**>(&staging_), bytes + bytes / 2, cudaHostAllocDefault));
+  staging_bytes_ = bytes + bytes / 2;
+  return Status::Ok();
+}
+
+Status CudaSpecontextPlanner::Project(const Work& work) {
+  const int64_t max_budget =
+      work.budgets.empty() ? 0 : *std::max_element(work.budgets.begin(), work.budgets.end());
+  const int seqs = static_cast<int>(work.rows.size());
+  const StagingLayout l =
+      LayoutFor(work.total_tokens, seqs, work.max_blocks, work.selecting, kv_heads_, max_budget);
+  SPC_RETURN_IF_ERROR(EnsureStaging(l.end));
+  SPC_RETURN_IF_ERROR(EnsureCapacity(inputs_, l.end));
+  auto* tokens = reinterpret_cast<int32_t*>(staging_ + l.tokens);
+  auto* positions = reinterpret_cast<int32_t*>(staging_ + l.positions);
+  auto* token_seq = reinterpret_cast<int32_t*>(staging_ + l.token_seq);
+  auto* lengths = reinterpret_cast<int32_t*>(staging_ + l.lengths);
+  auto* tables = reinterpret_cast<void**>(staging_ + l.tables);
+  int row = 0;
+  for (int s = 0; s < seqs; ++s) {
+    const std::span<const int32_t> seq_tokens = work.tokens[s];
+    for (size_t i = 0; i < seq_tokens.size(); ++i, ++row) {
+      tokens[row] = seq_tokens[i];
+      positions[row] = static_cast<int32_t>(work.starts[s] + static_cast<int64_t>(i));
+      token_seq[row] = s;
+    }
+    if (s < work.selecting) lengths[s] = static_cast<int32_t>(work.starts[s] + 1);
+    const std::vector<void*>& blocks = cache_.Blocks(work.seq_ids[s]);
+    void** dst = tables + static_cast<size_t>(s) * work.max_blocks;
+    std::fill(std::copy(blocks.begin(), blocks.end(), dst), dst + work.max_blocks, nullptr);
+  }
+  SPC_CUDA(
+      cudaMemcpyAsync(inputs_.data(), staging_, l.inputs_end, cudaMemcpyHostToDevice, stream_));
+
+  const int width = (q_heads_ + kv_heads_) * head_dim_;
+  const size_t t = static_cast<size_t>(work.total_tokens);
+  SPC_RETURN_IF_ERROR(EnsureCapacity(gathered_, t * hidden_ * 2));
+  SPC_RETURN_IF_ERROR(EnsureCapacity(normed_, t * hidden_ * 2));
+  SPC_RETURN_IF_ERROR(EnsureCapacity(qk_out_, t * width * 2));
+  auto* base = inputs_.as<std::byte>();
+  const auto* d_tokens = reinterpret_cast<const int32_t*>(base + l.tokens);
+  SPC_RETURN_IF_ERROR(EmbeddingGather(kAct, d_tokens, work.total_tokens, embedding_, vocab_,
+                                      hidden_, gathered_.data(), stream_));
+  SPC_RETURN_IF_ERROR(AddRmsNorm(kAct, gathered_.data(), nullptr, weights_.input_norm.data(),
+                                 normed_.data(), work.total_tokens, hidden_, rms_eps_, stream_));
+  SPC_RETURN_IF_ERROR(gemm_->Linear(kAct, normed_.data(), weights_.qk.data(), qk_out_.data(),
+                                    work.total_tokens, width, hidden_));
+  if (weights_.qk_bias.bytes() > 0) {
+    SPC_RETURN_IF_ERROR(
+        AddBias(kAct, qk_out_.data(), weights_.qk_bias.data(), work.total_tokens, width, stream_));
+  }
+  auto* qk = qk_out_.as<uint16_t>();
+  const RopeKvArgs rope{.q = qk,
+                        .k = qk + q_heads_ * head_dim_,
+                        .v = nullptr,
+                        .q_stride = width,
+                        .k_stride = width,
+                        .v_stride = width,
+                        .num_tokens = work.total_tokens,
+                        .num_q_heads = q_heads_,
+                        .positions = reinterpret_cast<const int32_t*>(base + l.positions),
+                        .token_seq = reinterpret_cast<const int32_t*>(base + l.token_seq),
+                        .inv_freq = weights_.inv_freq.as<float>(),
+                        .rope_scale = rope_scale_,
+                        .q_norm_weight = qk_norm_ ? weights_.q_norm.data() : nullptr,
+                        .k_norm_weight = qk_norm_ ? weights_.k_norm.data() : nullptr,
+                        .norm_eps = rms_eps_};
+  return RopeAndWriteKv(
+      rope, HeadView(reinterpret_cast<void* const*>(base + l.tables), work.max_blocks), stream_);
+}
+
+PagedKv CudaSpecontextPlanner::HeadView(void* const* tables, int max_blocks) const {
+  return {.block_table = tables,
+          .max_blocks = max_blocks,
+          .num_kv_heads = kv_heads_,
+          .head_dim = head_dim_,
+          .block_tokens = cache_.block_tokens(),
+          .dtype = kAct};
+}
+
+Status CudaSpecontextPlanner::Select(const Work& work, BatchStep& batch) {
+  const int64_t max_budget = *std::max_element(work.budgets.begin(), work.budgets.end());
+  const int seqs = static_cast<int>(work.rows.size());
+  const StagingLayout l =
+      LayoutFor(work.total_tokens, seqs, work.max_blocks, work.selecting, kv_heads_, max_budget);
+  const int width = (q_heads_ + kv_heads_) * head_dim_;
+  const size_t ws_bytes =
+      SelectionWorkspaceBytes(work.selecting, q_heads_, kv_heads_, work.max_length);
+  SPC_RETURN_IF_ERROR(EnsureCapacity(select_ws_, ws_bytes));
+  auto* base = inputs_.as<std::byte>();
+  auto* tables = reinterpret_cast<void* const*>(base + l.tables);
+  auto* lengths = reinterpret_cast<const int32_t*>(base + l.lengths);
+  auto* counts = reinterpret_cast<int32_t*>(base + l.counts);
+  auto* mass = reinterpret_cast<float*>(base + l.mass);
+  auto* indices = reinterpret_cast<int32_t*>(base + l.indices);
+  const auto* qk = qk_out_.as<uint16_t>();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim_));
+  for (int g0 = 0; g0 < work.selecting;) {
+    int g1 = g0;
+    while (g1 < work.selecting && work.budgets[g1] == work.budgets[g0]) ++g1;
+    const int budget = static_cast<int>(work.budgets[g0]);
+    const int sinks = static_cast<int>(std::min<int64_t>(options_.sink_tokens, budget));
+    const int window = static_cast<int>(std::min<int64_t>(options_.recent_window, budget - sinks));
+    const size_t slot0 = static_cast<size_t>(g0) * kv_heads_;
+    const SelectionArgs args{.q = qk + static_cast<size_t>(g0) * width,
+                             .q_stride = width,
+                             .rows = g1 - g0,
+                             .num_q_heads = q_heads_,
+                             .scale = scale,
+                             .lengths = lengths + g0,
+                             .max_length = work.max_length,
+                             .budget = budget,
+                             .sinks = sinks,
+                             .window = window,
+                             .indices = indices + slot0 * max_budget,
+                             .counts = counts + slot0,
+                             .mass = mass + slot0};
+    SPC_RETURN_IF_ERROR(SelectPositions(
+        args, HeadView(tables + static_cast<size_t>(g0) * work.max_blocks, work.max_blocks),
+        select_ws_.data(), select_ws_.bytes(), stream_));
+    g0 = g1;
+  }
+  SPC_CUDA(cudaMemcpyAsync(staging_ + l.counts, base + l.counts, l.end - l.counts,
+                           cudaMemcpyDeviceToHost, stream_));
+  SPC_CUDA(cudaStreamSynchronize(stream_));
+
+  const auto* h_counts = reinterpret_cast<const int32_t*>(staging_ + l.counts);
+  const auto* h_mass = reinterpret_cast<const float*>(staging_ + l.mass);
+  const auto* h_indices = reinterpret_cast<const int32_t*>(staging_ + l.indices);
+  for (int s = 0; s < work.selecting; ++s) {
+    const size_t slot0 = static_cast<size_t>(s) * kv_heads_;
+    // Groups of one budget are packed at their own stride inside the max-budget region.
+    int g0 = s;
+    while (g0 > 0 && work.budgets[g0 - 1] == work.budgets[s]) --g0;
+    const int64_t budget = work.budgets[s];
+    const int32_t* group_base = h_indices + static_cast<size_t>(g0) * kv_heads_ * max_budget;
+    double mean_mass = 0;
+    for (int h = 0; h < kv_heads_; ++h) mean_mass += h_mass[slot0 + h];
+    mean_mass /= kv_heads_;
+    counters_.selected_mass_sum += mean_mass;
+    if (mean_mass < options_.fallback_mass_threshold) {
+      ++counters_.fallback_steps;
+      continue;
+    }
+    ++counters_.sparse_steps;
+    SequenceStep& step = batch.sequences[work.rows[s]];
+    step.sparse_positions.resize(kv_heads_);
+    for (int h = 0; h < kv_heads_; ++h) {
+      const int32_t* list = group_base + ((s - g0) * kv_heads_ + h) * budget;
+      step.sparse_positions[h].assign(list, list + h_counts[slot0 + h]);
+      counters_.positions_selected += h_counts[slot0 + h];
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace specontext::cuda

@@ -1,0 +1,80 @@
+// The CPU SpeContext planner: a retrieval-head K cache per sequence, fed by every step (prefill
+// chunks too), and for each decode row that runs sparse the top-B positions per KV head.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/cpu/thread_pool.h"
+#include "engine/specontext/head_kv_cache.h"
+#include "engine/specontext/retrieval_head.h"
+#include "engine/specontext/step_planner.h"
+
+namespace specontext {
+
+struct SpecontextPlannerOptions {
+  AttentionMode server_mode = AttentionMode::kSpecontext;  // what kDefault rows run
+  int64_t budget = 2048;                                   // B for rows that give 0
+  int64_t sink_tokens = 0;                                 // always keep the first N positions
+  // Always keep the last W positions; at least 1, the current token's own position, which every
+  // sparse list must end with (engine/batch_validation.h).
+  int64_t recent_window = 1;
+  // A decode step whose selected attention mass (Selection::selected_mass) is below this runs
+  // dense; 0 disables the fallback.
+  double fallback_mass_threshold = 0.0;
+  cpu::ThreadPool* pool = nullptr;  // nullptr: cpu::ThreadPool::Shared()
+};
+
+// Cumulative since Create. A "decode step" is one decode row (one token of one sequence) in
+// specontext mode; each ends as exactly one of sparse, short (S ≤ B) or fallback.
+struct SpecontextCounters {
+  int64_t decode_steps = 0;
+  int64_t sparse_steps = 0;
+  int64_t short_steps = 0;
+  int64_t fallback_steps = 0;
+  int64_t positions_selected = 0;  // over sparse steps, summed over KV heads
+  int64_t tokens_projected = 0;    // K rows appended to the head caches (prefill and decode)
+  double selected_mass_sum = 0.0;  // over steps that ran selection (sparse and fallback)
+  double retrieval_seconds = 0.0;  // wall time of projection and selection
+};
+
+class SpecontextPlanner final : public StepPlanner {
+ public:
+  static Result<std::unique_ptr<SpecontextPlanner>> Create(
+      std::shared_ptr<const RetrievalHead> head, const SpecontextPlannerOptions& options);
+
+  // Rows running dense (by their mode or the server's) keep no state and cost nothing.
+  Status Plan(std::span<const PlanRow> rows, BatchStep* batch) override;
+  void Release(uint64_t seq_id) override;
+
+  // The hidden-state option of an EAGLE-3 head: `fused` ([RetrievalHead::fused_hidden_size()])
+  // replaces zeros in the hidden half of the input for this sequence's next decode token.
+  Status SetFusedHidden(uint64_t seq_id, std::vector<float> fused);
+
+  const SpecontextCounters& counters() const { return counters_; }
+  // Positions the head caches for a sequence (0 when it has no state).
+  int64_t CachedPositions(uint64_t seq_id) const;
+  size_t tracked_sequences() const { return sequences_.size(); }
+
+ private:
+  struct SequenceState {
+    HeadKvCache cache;
+    std::vector<float> fused_hidden;  // for the next decode token; empty: zeros
+  };
+
+  SpecontextPlanner(std::shared_ptr<const RetrievalHead> head,
+                    const SpecontextPlannerOptions& options);
+  Status PlanSequence(const PlanRow& row, SequenceStep& step);
+
+  std::shared_ptr<const RetrievalHead> head_;
+  SpecontextPlannerOptions options_;
+  cpu::ThreadPool& pool_;
+  std::unordered_map<uint64_t, SequenceState> sequences_;
+  SpecontextCounters counters_;
+};
+
+}  // namespace specontext

@@ -1,0 +1,122 @@
+"""How much of the target's attention mass each draft's retrieval head selects.
+
+For held-out long synthetic documents (a seed the training data never used), for the last
+--rows query positions of each document: the head's attention per query head (softmax(q·kᵀ/√d),
+RoPE as the draft's config), the max over the query heads of each KV group, the top-B keys per KV
+head; recall = the target's attention mass on those keys, per layer and query head, averaged over
+layers, heads, rows and documents. Two head modes: "zero_hidden" (q and k from the embedding half
+only) and "prev_hidden" (the previous token's fused target state in the hidden half, as in
+training). A sinks + recent-window selection of the same size is the baseline.
+
+    python3 eval_recall.py --target DIR --draft NAME=DIR [--draft NAME=DIR ...] --out recall.json
+"""
+import argparse
+import json
+import random
+import time
+
+import torch
+
+import eagle3_draft as e3
+import synthetic_docs
+
+
+def captured_mass(p_target, select):
+    """p_target [L, nh, R, S], select [nkv, R, B] indices -> mean captured mass per layer [L]."""
+    nh, nkv = p_target.shape[1], select.shape[0]
+    idx = select.repeat_interleave(nh // nkv, 0)  # [nh, R, B]
+    idx = idx[None].expand(p_target.shape[0], -1, -1, -1)
+    return p_target.gather(-1, idx).sum(-1).mean((1, 2))
+
+
+def head_selection(q, k, rows, budget):
+    probs = e3.draft_attention(q, k, rows)  # [nh, R, S]
+    nh, nkv = q.shape[1], k.shape[1]
+    grouped = probs.view(nkv, nh // nkv, *probs.shape[1:]).amax(1)  # [nkv, R, S]
+    return grouped.topk(min(budget, grouped.shape[-1]), -1).indices
+
+
+def window_mass(p_target, rows, budget, sinks=4):
+    """Captured mass of the first `sinks` keys plus the most recent budget - sinks: [L]."""
+    keys = torch.arange(p_target.shape[-1], device=rows.device)[None, :]
+    keep = (keys < sinks) | (keys > rows[:, None] - (budget - sinks))
+    return (p_target * keep).sum(-1).mean((1, 2))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--draft", action="append", required=True, help="NAME=DIR")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--docs", type=int, default=12)
+    parser.add_argument("--min-len", type=int, default=4096)
+    parser.add_argument("--max-len", type=int, default=8192)
+    parser.add_argument("--rows", type=int, default=32)
+    parser.add_argument("--budgets", default="64,256,1024")
+    parser.add_argument("--seed", type=int, default=987654)
+    args = parser.parse_args()
+    from transformers import AutoTokenizer
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    budgets = [int(b) for b in args.budgets.split(",")]
+    tokenizer = AutoTokenizer.from_pretrained(args.target)
+    target = e3.load_target(args.target, device)
+    layer_ids = e3.aux_layer_ids(target.config.num_hidden_layers)
+    drafts = {}
+    for spec in args.draft:
+        name, path = spec.split("=", 1)
+        drafts[name] = e3.load_eagle3(path, device)[0]
+    docs = synthetic_docs.make_documents(tokenizer, args.docs, args.min_len, args.max_len,
+                                         args.seed)
+    sums = {}  # (name, mode, B) -> [per-layer sum tensor, count]
+
+    def add(key, per_layer):
+        entry = sums.setdefault(key, [torch.zeros_like(per_layer), 0])
+        entry[0] += per_layer
+        entry[1] += 1
+
+    t0 = time.time()
+    for doc in docs:
+        ids = torch.tensor([doc["ids"]], device=device)
+        s = ids.shape[1]
+        rows = torch.arange(s - args.rows, s, device=device)
+        with torch.no_grad():
+            _, fused, hs = e3.target_forward(target, ids, layer_ids, want_all=True)
+            p_target = e3.target_layer_attention(target, hs, rows)
+            del hs
+            embeds = target.model.embed_tokens(ids).float()
+            for b in budgets:
+                add(("sinks+window", "-", b),
+                    window_mass(p_target, rows, b))
+            for name, draft in drafts.items():
+                cos, sin = e3.rope_tables(s, draft.cfg["head_dim"], draft.cfg["rope_theta"],
+                                          device)
+                for mode in ("zero_hidden", "prev_hidden"):
+                    a, _ = draft.inputs(embeds, e3.shift_fused(fused).float(),
+                                        zero_hidden=mode == "zero_hidden")
+                    q, k = draft.midlayer.self_attn.qk(a, cos, sin)
+                    for b in budgets:
+                        add((name, mode, b), captured_mass(p_target, head_selection(q, k, rows, b)))
+        print("  %s len %d done (%.0fs)" % (doc["kind"], s, time.time() - t0), flush=True)
+
+    results = []
+    for (name, mode, b), (per_layer, count) in sums.items():
+        per_layer = (per_layer / count).tolist()
+        results.append({"head": name, "mode": mode, "budget": b,
+                        "recall": sum(per_layer) / len(per_layer), "per_layer": per_layer})
+    print("\nrecall of the target's attention mass (last %d rows, %d docs of %d-%d tokens)" % (
+        args.rows, args.docs, args.min_len, args.max_len))
+    print("%-22s %-12s" % ("head", "mode") + "".join("%10s" % ("B=%d" % b) for b in budgets))
+    for name in ["sinks+window"] + list(drafts):
+        for mode in (["-"] if name == "sinks+window" else ["zero_hidden", "prev_hidden"]):
+            cells = [r["recall"] for b in budgets for r in results
+                     if r["head"] == name and r["mode"] == mode and r["budget"] == b]
+            print("%-22s %-12s" % (name, mode) + "".join("%10.4f" % c for c in cells))
+    with open(args.out, "w") as f:
+        json.dump({"docs": args.docs, "min_len": args.min_len, "max_len": args.max_len,
+                   "rows": args.rows, "seed": args.seed,
+                   "kinds": [d["kind"] for d in docs], "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+#include "server/eval_command.h"
+
+#include <fmt/core.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/value_from.hpp>
+#include <fstream>
+
+#include "engine/eval/eval_runner.h"
+#include "engine/eval/task_registry.h"
+
+namespace specontext::server {
+
+namespace {
+
+Status WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) return InvalidArgument("cannot write '" + path + "'");
+  return Status::Ok();
+}
+
+Status CheckOptions(const EvalOptions& options, int max_model_len) {
+  for (const std::string& task : options.tasks) {
+    bool known = false;
+    for (const eval::TaskInfo& info : eval::AllTasks()) known = known || info.name == task;
+    if (!known) return InvalidArgument("--tasks: unknown task '" + task + "'");
+  }
+  for (int length : options.lengths) {
+    if (length > max_model_len) {
+      return InvalidArgument("--lengths: " + std::to_string(length) +
+                             " is longer than the model's context (" +
+                             std::to_string(max_model_len) + ", see --max-model-len)");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<EvalResult> RunEval(EvalOptions options) {
+  if (options.model.model.empty()) options.model.model = DefaultModelPath();
+  if (options.backend == "cpu") options.model.backend = Backend::kCpu;
+  if (options.backend == "cuda") options.model.backend = Backend::kCuda;
+  if (options.tasks.empty()) {
+    for (const eval::TaskInfo& info : eval::AllTasks()) options.tasks.emplace_back(info.name);
+  }
+  options.model.specontext.server_mode =
+      options.attention == "specontext" ? AttentionMode::kSpecontext : AttentionMode::kDense;
+  if (options.model.specontext.server_mode == AttentionMode::kSpecontext &&
+      options.model.draft_model.empty()) {
+    return InvalidArgument("--attention specontext needs --draft-model");
+  }
+  RecallMeter meter;
+  if (options.recall) {
+    if (options.model.specontext.server_mode != AttentionMode::kSpecontext) {
+      return InvalidArgument("--recall measures sparse steps: it needs --attention specontext");
+    }
+    if (options.model.backend != Backend::kCpu) {
+      return InvalidArgument(
+          "--recall reads the target's attention on the CPU backend: add "
+          "--backend cpu");
+    }
+    options.model.probe = &meter;
+  }
+  SPC_ASSIGN_OR_RETURN(auto serving, ServingModel::Create(options.model));
+  if (serving->tokenizer() == nullptr) {
+    return InvalidArgument("model '" + serving->name() +
+                           "' has no tokenizer (a random-weight preset): eval needs text");
+  }
+  SPC_RETURN_IF_ERROR(CheckOptions(options, serving->max_model_len()));
+  const eval::PromptFormat format(serving->tokenizer(), serving->chat_template(),
+                                  serving->special_tokens());
+  SPC_ASSIGN_OR_RETURN(
+      std::vector<eval::EvalTask> tasks,
+      eval::GenerateTasks(format, options.tasks, options.lengths, options.samples, options.seed));
+  if (!options.tasks_path.empty()) {
+    std::string lines;
+    for (const eval::EvalTask& task : tasks) lines += eval::TaskJsonLine(task) + "\n";
+    SPC_RETURN_IF_ERROR(WriteText(options.tasks_path, lines));
+    fmt::print(stderr, "wrote {} tasks to {}\n", tasks.size(), options.tasks_path);
+  }
+  EvalResult result;
+  if (options.write_only) return result;
+
+  eval::RunOptions run;
+  run.concurrency = options.concurrency;
+  run.on_done = [total = tasks.size()](const eval::EvalTask& task, const eval::TaskOutcome& outcome,
+                                       size_t done) {
+    fmt::print(stderr, "[{}/{}] {} {} #{}: score {:.2f} in {:.1f} s, answer {:?}\n", done, total,
+               task.task, task.length, task.index, outcome.score, outcome.seconds, outcome.answer);
+  };
+  SPC_ASSIGN_OR_RETURN(std::vector<eval::TaskOutcome> outcomes,
+                       eval::RunTasks(serving->engine(), *serving->tokenizer(), tasks, run));
+  result.cells = eval::Aggregate(tasks, outcomes);
+  result.table = eval::FormatTable(result.cells);
+  if (options.recall) result.recall = meter.Summarize();
+  if (!options.json_path.empty()) {
+    boost::json::object report = eval::ReportJson(tasks, outcomes, result.cells);
+    report["model"] = serving->name();
+    report["backend"] = serving->backend_name();
+    report["seed"] = options.seed;
+    report["attention"] = options.attention;
+    if (result.recall) {
+      report["recall"] = {{"mean", result.recall->mean},
+                          {"min", result.recall->min},
+                          {"p5", result.recall->p5},
+                          {"per_layer", boost::json::value_from(result.recall->per_layer)}};
+    }
+    SPC_RETURN_IF_ERROR(WriteText(options.json_path, boost::json::serialize(report) + "\n"));
+  }
+  return result;
+}
+
+void AddEvalCommand(CLI::App& app) {
+  auto options = std::make_shared<EvalOptions>();
+  auto* cmd = app.add_subcommand(
+      "eval", "Long-context accuracy: generated retrieval and aggregation tasks, exact match");
+  cmd->add_option("--model", options->model.model,
+                  "Hugging Face model directory (default: the prepared SmolLM2-135M-Instruct)");
+  std::string task_list;
+  for (const eval::TaskInfo& info : eval::AllTasks()) {
+    task_list += (task_list.empty() ? "" : ", ") + std::string(info.name);
+  }
+  cmd->add_option("--tasks", options->tasks,
+                  "Tasks, comma-separated (default: all of " + task_list + ")")
+      ->delimiter(',');
+  cmd->add_option("--lengths", options->lengths,
+                  "Lengths in tokens (prompt plus answer), comma-separated")
+      ->delimiter(',')
+      ->check(CLI::Range(64, 1 << 24))
+      ->capture_default_str();
+  cmd->add_option("--samples", options->samples, "Samples per task and length")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--seed", options->seed, "Seed of the generated tasks")->capture_default_str();
+  cmd->add_option("--concurrency", options->concurrency, "Requests in flight at once")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd->add_option("--json", options->json_path, "Write the full report (every answer) as JSON");
+  cmd->add_option("--write-tasks", options->tasks_path,
+                  "Write the generated prompts and answers as JSONL");
+  cmd->add_flag("--write-only", options->write_only,
+                "Only generate the tasks (with --write-tasks), run nothing");
+  cmd->add_option("--backend", options->backend, "auto, cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--max-model-len", options->model.max_model_len,
+                  "Context length (default: the model's)");
+  cmd->add_option("--attention", options->attention, "dense or specontext (needs --draft-model)")
+      ->check(CLI::IsMember({"dense", "specontext"}))
+      ->capture_default_str();
+  cmd->add_option("--draft-model", options->model.draft_model,
+                  "The retrieval head's checkpoint (an EAGLE-3 draft or a small model)");
+  cmd->add_option("--sparse-budget", options->model.specontext.budget,
+                  "Positions per KV head a sparse step attends to")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))
+      ->capture_default_str();
+  cmd->add_flag("--recall", options->recall,
+                "Also report the share of the target's attention mass the selection captures "
+                "(CPU backend)");
+  cmd->callback([options] {
+    spdlog::set_level(spdlog::level::warn);
+    Result<EvalResult> result = RunEval(*options);
+    if (!result.ok()) {
+      fmt::print(stderr, "error: {}\n", result.status().ToString());
+      throw CLI::RuntimeError(1);
+    }
+    fmt::print("{}", result->table);
+    if (result->recall) {
+      fmt::print(
+          "recall of the target's attention mass: mean {:.4f}, p5 {:.4f}, min {:.4f} over {} "
+          "(step, layer, head) samples\n",
+          result->recall->mean, result->recall->p5, result->recall->min, result->recall->samples);
+    }
+  });
+}
+
+}  // namespace specontext::server

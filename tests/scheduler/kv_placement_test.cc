@@ -1,0 +1,179 @@
+// The memory manager in the serving path, end to end on the CPU backend: an emulated GPU tier
+// far below demand, so layers are demoted to host memory and spilled to an NVMe file while
+// several greedy requests run; outputs must equal a run where everything fits, the store must
+// pass its integrity check after every step, and the metrics must show the decisions.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "server/engine_metrics_observer.h"
+#include "server/metrics.h"
+#include "tests/scheduler/engine_fixture.h"
+
+namespace specontext::testing {
+namespace {
+
+using Outcome = EngineFixture::Outcome;
+
+std::vector<std::vector<int32_t>> Prompts(const std::vector<int>& lengths, int vocab) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    prompts.push_back(MakePrompt(lengths[i], vocab, 100 + static_cast<uint32_t>(i)));
+  }
+  return prompts;
+}
+
+std::vector<Outcome> RunConcurrently(EngineFixture& engine,
+                                     const std::vector<std::vector<int32_t>>& prompts,
+                                     int max_tokens) {
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    GenerationRequest request = GreedyRequest(prompts[i], max_tokens);
+    request.id = "req-" + std::to_string(i);
+    auto stream = engine.loop().Submit(std::move(request));
+    EXPECT_TRUE(stream.ok()) << stream.status().ToString();
+    if (stream.ok()) streams.push_back(*stream);
+  }
+  std::vector<Outcome> outcomes;
+  for (auto& stream : streams) outcomes.push_back(EngineFixture::Collect(*stream));
+  return outcomes;
+}
+
+// The value of the series `name{...needle...}` in a Prometheus text scrape; -1 when absent.
+double SeriesValue(const std::string& scrape, const std::string& name, const std::string& needle) {
+  std::istringstream lines(scrape);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with(name + "{") && line.find(needle) != std::string::npos) {
+      return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  return -1;
+}
+
+std::string NvmePath(const std::string& name) {
+  return (std::filesystem::temp_directory_path() /
+          ("specontext_" + name + "_" + std::to_string(::getpid()) + ".kv"))
+      .string();
+}
+
+void ExpectNothingLeft(EngineFixture& engine) {
+  engine.loop().Stop(std::chrono::milliseconds(0));
+  EXPECT_EQ(engine.loop().idle_check_failures(), 0);
+  engine.store().DropUnusedPrefixes();
+  EXPECT_TRUE(engine.store().CheckIntegrity().ok()) << engine.store().CheckIntegrity().ToString();
+  for (Tier tier : kAllTiers) {
+    EXPECT_EQ(engine.store().Usage(tier).used_blocks, 0) << TierName(tier);
+  }
+}
+
+TEST(KvPlacementTest, HostAndNvmeTiersGiveTheSameGreedyOutputsAsARoomyStore) {
+  server::ServingMetrics metrics("tiny");
+  server::EngineMetricsObserver observer(&metrics);
+  // tiny-llama: 2 layers, 2 KV heads x 16 dims, fp32, 16-token blocks of 4 KiB.
+  EngineFixtureOptions tight;
+  tight.gpu_blocks = 6;    // 48 positions per layer of one sequence: far below demand
+  tight.host_blocks = 40;  // the running step fits; the rest spills
+  tight.nvme_blocks = 256;
+  tight.nvme_path = NvmePath("placement_e2e");
+  tight.placement.observer = &observer;
+  tight.placement.check_integrity_every_step = true;
+  // Small steps keep prefills waiting for budget: those sequences are the ones that spill.
+  tight.scheduler.max_step_tokens = 16;
+  // Off so the store is empty at the end and the tier gauges must read zero (cached prompt
+  // blocks would stay); the long-request test below runs with the cache on.
+  tight.prefix_caching = false;
+  EngineFixture engine(tight);
+
+  const auto prompts = Prompts({40, 70, 30, 90, 24, 60}, engine.config().vocab_size);
+  const auto outcomes = RunConcurrently(engine, prompts, 24);
+
+  EngineFixture roomy;
+  const auto expected = RunConcurrently(roomy, prompts, 24);
+  ASSERT_EQ(outcomes.size(), prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(outcomes[i].finish, FinishReason::kLength)
+        << i << ": " << outcomes[i].error.ToString();
+    EXPECT_EQ(outcomes[i].tokens, expected[i].tokens) << "request " << i;
+  }
+
+  const KvPlacement& placement = engine.placement();
+  // A sequence admitted whose first chunk cannot be reserved yet is released and admitted again.
+  EXPECT_GE(placement.decisions(MemoryDecision::kAdmit), static_cast<int64_t>(prompts.size()));
+  EXPECT_GT(placement.decisions(MemoryDecision::kDemote), 0);
+  EXPECT_GT(placement.decisions(MemoryDecision::kSpill), 0);
+  EXPECT_EQ(placement.decisions(MemoryDecision::kReject), 0);
+  EXPECT_LT(engine.loop().preemptions(), static_cast<int64_t>(prompts.size()));
+  RecordProperty("demotions", std::to_string(placement.decisions(MemoryDecision::kDemote)));
+  RecordProperty("spills", std::to_string(placement.decisions(MemoryDecision::kSpill)));
+  RecordProperty("promotions", std::to_string(placement.decisions(MemoryDecision::kPromote)));
+  RecordProperty("preemptions", std::to_string(engine.loop().preemptions()));
+
+  const std::string scrape = metrics.Scrape();
+  for (MemoryDecision d : {MemoryDecision::kAdmit, MemoryDecision::kDemote, MemoryDecision::kSpill,
+                           MemoryDecision::kReject}) {
+    const std::string label = "decision=\"" + std::string(MemoryDecisionName(d)) + "\"";
+    EXPECT_EQ(SeriesValue(scrape, "specontext_memory_decisions_total", label),
+              static_cast<double>(placement.decisions(d)))
+        << label;
+  }
+  // Every request has finished: the tier gauges report an empty store.
+  for (const char* tier : {"gpu", "host", "nvme"}) {
+    const std::string label = std::string("tier=\"") + tier + "\"";
+    EXPECT_EQ(SeriesValue(scrape, "specontext_kv_tier_bytes", label), 0.0) << scrape;
+  }
+  ExpectNothingLeft(engine);
+}
+
+TEST(KvPlacementTest, GpuTierFillsFirstThenTheLastLayersMoveToHost) {
+  server::ServingMetrics metrics("tiny");
+  server::EngineMetricsObserver observer(&metrics);
+  EngineFixtureOptions options;
+  options.gpu_blocks = 8;
+  options.host_blocks = 64;
+  options.placement.observer = &observer;
+  options.placement.check_integrity_every_step = true;
+  EngineFixture engine(options);
+  const auto prompt = MakePrompt(50, engine.config().vocab_size, 7);
+
+  // Alone, 50 + 40 positions need 6 blocks per layer: layer 0 keeps the GPU, layer 1 moves.
+  GenerationRequest request = GreedyRequest(prompt, 40);
+  request.id = "long";
+  auto stream = engine.loop().Submit(std::move(request));
+  ASSERT_TRUE(stream.ok());
+  const Outcome outcome = EngineFixture::Collect(**stream);
+  EXPECT_EQ(outcome.finish, FinishReason::kLength) << outcome.error.ToString();
+
+  EngineFixture roomy;
+  EXPECT_EQ(outcome.tokens, roomy.Generate(prompt, 40).tokens);
+  EXPECT_GE(engine.placement().decisions(MemoryDecision::kDemote), 1);
+  EXPECT_EQ(engine.placement().decisions(MemoryDecision::kSpill), 0);
+  EXPECT_GE(
+      SeriesValue(metrics.Scrape(), "specontext_memory_decisions_total", "decision=\"demote\""),
+      1.0);
+  ExpectNothingLeft(engine);
+}
+
+TEST(KvPlacementTest, AdmissionDefersWhatDoesNotFitAndRejectsWhatNeverCan) {
+  EngineFixtureOptions options;
+  options.host_blocks = 2 * 8;  // 128 positions per layer in all
+  EngineFixture engine(options);
+  const int vocab = engine.config().vocab_size;
+  // 60 + 30 positions each (6 blocks per layer): the second waits for the first to finish.
+  const auto outcomes = RunConcurrently(engine, Prompts({60, 60}, vocab), 30);
+  for (const Outcome& o : outcomes)
+    EXPECT_EQ(o.finish, FinishReason::kLength) << o.error.ToString();
+  EXPECT_EQ(engine.placement().decisions(MemoryDecision::kDefer), 1);
+  EXPECT_EQ(engine.loop().preemptions(), 0);
+
+  const Outcome too_long = engine.Generate(MakePrompt(200, vocab, 5), 4);
+  EXPECT_EQ(too_long.finish, FinishReason::kError);
+  EXPECT_EQ(too_long.error.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(engine.placement().decisions(MemoryDecision::kReject), 1);
+  ExpectNothingLeft(engine);
+}
+
+}  // namespace
+}  // namespace specontext::testing

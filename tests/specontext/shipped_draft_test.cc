@@ -1,0 +1,68 @@
+// The retrieval head shipped for the default model (models/SmolLM2-135M-Instruct-eagle3, the
+// attention-aligned EAGLE-3 draft) loads against the prepared target as an EAGLE-3 head of the
+// target's shape, and its queries concentrate their weight: 64 of 512 positions per KV head carry
+// far more than the 1/8 a flat distribution would give. How well the selection matches the
+// target's own attention is measured on the GPU host (docs/training.md), not here.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "engine/specontext/retrieval_head.h"
+#include "engine/specontext/selector.h"
+
+namespace specontext {
+namespace {
+
+std::string DefaultModelDir() {
+  if (const char* cache = std::getenv("SPECONTEXT_CACHE")) {
+    return std::string(cache) + "/models/SmolLM2-135M-Instruct";
+  }
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : ".") +
+         "/.cache/specontext/models/SmolLM2-135M-Instruct";
+}
+
+TEST(ShippedDraft, LoadsAgainstTheDefaultModelAndProjects) {
+  const std::string target_dir = DefaultModelDir();
+  if (!std::filesystem::exists(target_dir + "/config.json")) {
+    GTEST_SKIP() << "the default model is not prepared at " << target_dir;
+  }
+  auto target = LoadModel(target_dir);
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+  auto head = RetrievalHead::Load(
+      std::string(SPECONTEXT_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct-eagle3", **target, {});
+  ASSERT_TRUE(head.ok()) << head.status().ToString();
+  EXPECT_EQ((*head)->source(), RetrievalHead::Source::kEagle3);
+  EXPECT_EQ((*head)->num_heads(), 9);
+  EXPECT_EQ((*head)->num_kv_heads(), 3);
+  EXPECT_EQ((*head)->head_dim(), 64);
+
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 512; ++i) tokens.push_back(1000 + (i * 37) % 5000);
+  const int n = static_cast<int>(tokens.size());
+  auto& pool = cpu::ThreadPool::Shared();
+  std::vector<float> k(static_cast<size_t>(n) * 3 * 64), q(9 * 64);
+  ASSERT_TRUE((*head)->Project(tokens, 0, {}, nullptr, k.data(), pool).ok());
+  ASSERT_TRUE((*head)->Project({&tokens.back(), 1}, n - 1, {}, q.data(), nullptr, pool).ok());
+  for (float v : q) ASSERT_TRUE(std::isfinite(v));
+  HeadKvCache cache(3, 64);
+  cache.Append(k.data(), n);
+  Selection selection;
+  ASSERT_TRUE(
+      SelectPositions(q, 9, cache, {.budget = 64, .recent_window = 1}, pool, &selection).ok());
+  ASSERT_EQ(selection.positions.size(), 3u);
+  for (const auto& list : selection.positions) {
+    ASSERT_EQ(list.size(), 64u);
+    EXPECT_EQ(list.back(), n - 1);  // the recent window keeps the token's own position
+  }
+  EXPECT_GT(selection.selected_mass, 0.25) << "64 of " << n << " positions";
+}
+
+}  // namespace
+}  // namespace specontext
