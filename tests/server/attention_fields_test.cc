@@ -1,16 +1,12 @@
-// SpeContext's request extension fields ("attention", "sparse_budget") and serve options
-// (--attention, --sparse-budget, --draft-model, --sparse-sinks, --sparse-window,
-// --dense-fallback-mass): accepted values reach the request or config, bad ones name the field.
+// SpeContext's request extension fields ("attention", "sparse_budget"): accepted values reach
+// the request options, bad ones name the field. The serve options are in serve_config_test.
 #include <gtest/gtest.h>
-
-#include <CLI/CLI.hpp>
 
 #include <string>
 #include <vector>
 
 #include "server/openai/api_error.h"
 #include "server/openai/completion_request.h"
-#include "server/serve_config.h"
 
 namespace specontext::server {
 namespace {
@@ -47,57 +43,6 @@ TEST(AttentionFieldsTest, BadRequestFieldsAreInvalidAndNamed) {
     ASSERT_FALSE(request.ok()) << body;
     EXPECT_EQ(request.status().code(), StatusCode::kInvalidArgument) << body;
     EXPECT_EQ(openai::ParamOf(request.status()), field) << body;
-  }
-}
-
-Result<ServeConfig> LoadFlags(std::vector<std::string> args) {
-  CLI::App app;
-  ServeConfigLoader loader;
-  loader.AddFlags(app);
-  std::vector<const char*> argv = {"serve"};
-  for (const auto& arg : args) argv.push_back(arg.c_str());
-  try {
-    app.parse(static_cast<int>(argv.size()), argv.data());
-  } catch (const CLI::ParseError& e) {
-    return InvalidArgument(e.what());
-  }
-  return loader.Load([](const std::string&) { return std::nullopt; });
-}
-
-TEST(AttentionFieldsTest, ServeOptionsDefaultsAndValues) {
-  auto defaults = LoadFlags({});
-  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
-  EXPECT_EQ(defaults->attention, AttentionMode::kDense);
-  EXPECT_EQ(defaults->sparse_budget, 2048);
-  EXPECT_TRUE(defaults->draft_model.empty());
-
-  auto set = LoadFlags({"--attention", "specontext", "--draft-model", "/models/eagle3",
-                        "--sparse-budget", "1024", "--sparse-sinks", "4", "--sparse-window", "64",
-                        "--dense-fallback-mass", "0.8"});
-  ASSERT_TRUE(set.ok()) << set.status().ToString();
-  EXPECT_EQ(set->attention, AttentionMode::kSpecontext);
-  EXPECT_EQ(set->draft_model, "/models/eagle3");
-  EXPECT_EQ(set->sparse_budget, 1024);
-  EXPECT_EQ(set->sparse_sinks, 4);
-  EXPECT_EQ(set->sparse_window, 64);
-  EXPECT_DOUBLE_EQ(set->dense_fallback_mass, 0.8);
-}
-
-TEST(AttentionFieldsTest, AbsurdServeOptionsStopStartup) {
-  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      {{"--attention", "sparse"}, "attention"},
-      {{"--sparse-budget", "0"}, "sparse_budget"},
-      {{"--sparse-budget", "1e9"}, "sparse_budget"},
-      {{"--sparse-sinks", "-1"}, "sparse_sinks"},
-      {{"--dense-fallback-mass", "1.5"}, "dense_fallback_mass"},
-      {{"--dense-fallback-mass", "nan"}, "dense_fallback_mass"},
-      {{"--attention", "specontext"}, "draft_model"},
-      {{"--sparse-budget", "16", "--sparse-sinks", "8", "--sparse-window", "9"}, "sparse_budget"},
-  };
-  for (const auto& [args, key] : cases) {
-    auto config = LoadFlags(args);
-    ASSERT_FALSE(config.ok()) << args.back();
-    EXPECT_NE(config.status().message().find(key), std::string::npos) << config.status().ToString();
   }
 }
 

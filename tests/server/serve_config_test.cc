@@ -146,5 +146,42 @@ TEST_F(ServeConfigTest, BrokenYamlIsAnError) {
   EXPECT_TRUE(Load({"--config", WriteFile("g.yaml", "")}).ok());
 }
 
+TEST_F(ServeConfigTest, AttentionServeOptionsDefaultsAndValues) {
+  auto defaults = Load({});
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(defaults->attention, AttentionMode::kDense);
+  EXPECT_EQ(defaults->sparse_budget, 2048);
+  EXPECT_TRUE(defaults->draft_model.empty());
+
+  auto set = Load({"--attention", "specontext", "--draft-model", "/models/eagle3",
+                   "--sparse-budget", "1024", "--sparse-sinks", "4", "--sparse-window", "64",
+                   "--dense-fallback-mass", "0.8"});
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->attention, AttentionMode::kSpecontext);
+  EXPECT_EQ(set->draft_model, "/models/eagle3");
+  EXPECT_EQ(set->sparse_budget, 1024);
+  EXPECT_EQ(set->sparse_sinks, 4);
+  EXPECT_EQ(set->sparse_window, 64);
+  EXPECT_DOUBLE_EQ(set->dense_fallback_mass, 0.8);
+}
+
+TEST_F(ServeConfigTest, AttentionAbsurdServeOptionsStopStartup) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--attention", "sparse"}, "attention"},
+      {{"--sparse-budget", "0"}, "sparse_budget"},
+      {{"--sparse-budget", "1e9"}, "sparse_budget"},
+      {{"--sparse-sinks", "-1"}, "sparse_sinks"},
+      {{"--dense-fallback-mass", "1.5"}, "dense_fallback_mass"},
+      {{"--dense-fallback-mass", "nan"}, "dense_fallback_mass"},
+      {{"--attention", "specontext"}, "draft_model"},
+      {{"--sparse-budget", "16", "--sparse-sinks", "8", "--sparse-window", "9"}, "sparse_budget"},
+  };
+  for (const auto& [args, key] : cases) {
+    auto config = Load(args);
+    ASSERT_FALSE(config.ok()) << args.back();
+    EXPECT_NE(config.status().message().find(key), std::string::npos) << config.status().ToString();
+  }
+}
+
 }  // namespace
 }  // namespace specontext::server
