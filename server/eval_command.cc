@@ -158,6 +158,10 @@ void AddEvalCommand(CLI::App& app) {
                   "Positions per KV head a sparse step attends to")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))
       ->capture_default_str();
+  cmd->add_option("--sparse-sinks", options->model.specontext.sink_tokens,
+                  "First positions every sparse step keeps")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24))
+      ->capture_default_str();
   cmd->add_flag("--recall", options->recall,
                 "Also report the share of the target's attention mass the selection captures "
                 "(CPU backend)");

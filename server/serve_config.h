@@ -49,7 +49,7 @@ struct ServeConfig {
   AttentionMode attention = AttentionMode::kDense;
   int64_t sparse_budget = 2048;  // positions per KV head, the token's own included
   std::string draft_model;
-  int64_t sparse_sinks = 0;          // first positions always kept
+  int64_t sparse_sinks = 4;          // first positions always kept (attention sinks)
   int64_t sparse_window = 0;         // most recent positions always kept
   double dense_fallback_mass = 0.0;  // a step whose selection carries less runs dense; 0: never
 };

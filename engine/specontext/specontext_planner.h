@@ -19,7 +19,8 @@ namespace specontext {
 struct SpecontextPlannerOptions {
   AttentionMode server_mode = AttentionMode::kSpecontext;  // what kDefault rows run
   int64_t budget = 2048;                                   // B for rows that give 0
-  int64_t sink_tokens = 0;                                 // always keep the first N positions
+  int64_t sink_tokens =
+      4;  // always keep the first N positions (attention sinks: docs/specontext.md)
   // Always keep the last W positions; at least 1, the current token's own position, which every
   // sparse list must end with (engine/batch_validation.h).
   int64_t recent_window = 1;

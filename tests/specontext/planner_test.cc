@@ -137,6 +137,7 @@ TEST_F(PlannerTest, ChunkedPrefillAndDecodeSelectLikeAWholeSequence) {
 TEST_F(PlannerTest, RecomputeAfterPreemptionTruncates) {
   SpecontextPlannerOptions options;
   options.budget = 6;
+  options.sink_tokens = 0;  // tiny budgets: the head ranks every position
   auto planner = MakePlanner(options);
   ASSERT_NE(planner, nullptr);
   std::mt19937 rng(5);
@@ -192,6 +193,7 @@ TEST_F(PlannerTest, ModesAndPerRequestBudgets) {
   SpecontextPlannerOptions options;
   options.server_mode = AttentionMode::kDense;
   options.budget = 100;
+  options.sink_tokens = 0;  // tiny budgets: the head ranks every position
   auto planner = MakePlanner(options);
   ASSERT_NE(planner, nullptr);
   std::mt19937 rng(2);
@@ -250,6 +252,7 @@ TEST_F(PlannerTest, FusedHiddenStateReachesTheNextDecodeToken) {
   for (bool with_hidden : {false, true}) {
     SpecontextPlannerOptions options;
     options.budget = 3;
+    options.sink_tokens = 0;  // tiny budgets: the head ranks every position
     auto planner = SpecontextPlanner::Create(head, options);
     ASSERT_TRUE(planner.ok());
     const PlanRow row{1, AttentionMode::kSpecontext, 0};
