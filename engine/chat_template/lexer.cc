@@ -1,5 +1,7 @@
 #include "engine/chat_template/lexer.h"
 
+#include "common/utf8.h"
+
 #include <cctype>
 #include <cstdint>
 
@@ -24,24 +26,6 @@ std::string NormalizeNewlines(std::string_view source) {
   }
   if (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
-}
-
-void AppendUtf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 class Lexer {
@@ -346,7 +330,7 @@ class Lexer {
         case 'U': {
           const int64_t cp = hex(e == 'x' ? 2 : e == 'u' ? 4 : 8);
           if (cp < 0 || cp > 0x10FFFF) return Error("invalid escape in string literal");
-          AppendUtf8(value, static_cast<uint32_t>(cp));
+          AppendUtf8(static_cast<char32_t>(cp), value);
           break;
         }
         default:
@@ -355,7 +339,7 @@ class Lexer {
             for (int k = 0; k < 2 && p < src_.size() && src_[p] >= '0' && src_[p] <= '7'; ++k) {
               cp = cp * 8 + static_cast<uint32_t>(src_[p++] - '0');
             }
-            AppendUtf8(value, cp);
+            AppendUtf8(cp, value);
           } else {
             value += '\\';
             value += e;

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/utf8.h"
+
 namespace specontext::tok {
 
 // Length of the code point starting at `pos` (1 for a stray byte, so loops always advance).
@@ -15,7 +17,7 @@ size_t CodePointLength(std::string_view text, size_t pos);
 // Decodes the code point at `pos` and advances `pos` past it.
 char32_t NextCodePoint(std::string_view text, size_t& pos);
 
-void AppendUtf8(char32_t cp, std::string& out);
+using specontext::AppendUtf8;
 
 bool IsValidUtf8(std::string_view bytes);
 
