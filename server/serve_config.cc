@@ -61,6 +61,17 @@ Status SetSeconds(const std::string& value, std::chrono::seconds* field) {
   return Status::Ok();
 }
 
+Status SetBool(const std::string& value, bool* field) {
+  if (value == "true" || value == "1") {
+    *field = true;
+  } else if (value == "false" || value == "0") {
+    *field = false;
+  } else {
+    return InvalidArgument("must be true or false");
+  }
+  return Status::Ok();
+}
+
 Status SetFraction(const std::string& value, double* field) {
   double number = 0;
   const char* end = value.data() + value.size();
@@ -191,6 +202,10 @@ const std::vector<Setting>& Settings() {
          c->kv_nvme_path = v;
          return Status::Ok();
        }},
+      {"prefix_caching",
+       "Reuse the KV of prompt prefixes computed before: true or false (false: every prompt is "
+       "prefilled in full, as benchmarks comparing clients need)",
+       [](const std::string& v, ServeConfig* c) { return SetBool(v, &c->prefix_caching); }},
       {"max_num_seqs", "Sequences in one engine step",
        [](const std::string& v, ServeConfig* c) {
          return SetInteger<int, 1, 65536>(v, &c->max_num_seqs);

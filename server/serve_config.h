@@ -36,6 +36,7 @@ struct ServeConfig {
   double kv_gpu_gib = 0.0;   // the GPU KV tier; emulated in host memory on the CPU backend
   double kv_nvme_gib = 0.0;  // the NVMe KV tier, in kv_nvme_path
   std::string kv_nvme_path;
+  bool prefix_caching = true;        // reuse KV of prompt prefixes already computed
   int max_num_seqs = 64;             // sequences in one engine step
   int max_num_batched_tokens = 512;  // prefill + decode tokens in one step
   int max_waiting = 256;             // queued requests beyond this get 429

@@ -197,6 +197,7 @@ Status ServingModel::CreatePlanner(std::unique_ptr<Model> target,
 Status ServingModel::CreateKvStore(const ServingModelOptions& options) {
   KvStoreOptions store_options;
   store_options.layout = runner_->kv_layout();
+  store_options.prefix_caching = options.prefix_caching;
   const double block_bytes = static_cast<double>(store_options.layout.BlockBytes());
   if (options.kv_host_gib <= 0 && !uses_gpu_) {
     return InvalidArgument("--kv-host-gib must be positive on the CPU backend");

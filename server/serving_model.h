@@ -33,6 +33,7 @@ struct ServingModelOptions {
   double kv_gpu_gib = 0.0;        // the GPU KV tier; emulated in host memory on the CPU backend
   double kv_nvme_gib = 0.0;
   std::string kv_nvme_path;
+  bool prefix_caching = true;
   int block_tokens = 16;
   SchedulerOptions scheduler;
   EngineObserver* observer = nullptr;               // must outlive the ServingModel

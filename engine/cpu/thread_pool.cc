@@ -1,5 +1,7 @@
 #include "engine/cpu/thread_pool.h"
 
+#include <sched.h>
+
 #include <algorithm>
 
 namespace specontext::cpu {
@@ -17,8 +19,20 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
+namespace {
+
+// The CPUs this process may run on (taskset, a container's cpuset), not all the machine has:
+// more threads than CPUs only take turns, and each ParallelFor then waits on the slowest.
+int UsableCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+
 ThreadPool& ThreadPool::Shared() {
-  static ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  static ThreadPool pool(UsableCpus());
   return pool;
 }
 

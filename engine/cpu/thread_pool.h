@@ -26,7 +26,7 @@ class ThreadPool {
   // fn must not call ParallelFor on the same pool.
   void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
-  // One pool per process, sized to the hardware, for callers without their own.
+  // One pool per process, one thread per CPU the process may use, for callers without their own.
   static ThreadPool& Shared();
 
  private:

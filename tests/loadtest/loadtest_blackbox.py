@@ -2,9 +2,8 @@
 """Black-box test of specontext-loadtest: starts the real `specontext serve` on 127.0.0.1 with the
 prepared default model, runs the load generator with a small bounded workload, then runs NVIDIA's
 AIPerf with the same workload against the same daemon (daemon and clients on separate CPUs),
-checks that both sent and received exactly the workload's tokens, and prints the TTFT, ITL and
-TPOT medians and output throughput side by side with their differences (the 15% agreement is
-reported, not yet enforced). Exits 1 on any failure, 77 when the default model is not prepared;
+checks that both sent and received exactly the workload's tokens, and that their TTFT and ITL
+medians and output throughput agree within 15% (TPOT is printed too). Exits 1 on any failure, 77 when the default model is not prepared;
 the AIPerf half is skipped (with a message) when `aiperf` is not in the .venv."""
 
 import argparse
@@ -14,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
@@ -23,8 +23,11 @@ SKIP = 77
 START_TIMEOUT_S = 120
 TOLERANCE = 0.15
 # Tiny on purpose: the CPU daemon generates a few dozen tokens per second in total.
-CONCURRENCY = 2
-REQUESTS = 12
+# One request at a time: with two, pairs arrive together and one of each pair waits for the
+# other's prefill, so TTFT (and TPOT) split into two equal modes and a median lands on either
+# mode by chance (docs/loadtest.md).
+CONCURRENCY = 1
+REQUESTS = 8
 # The daemon and the clients on separate CPUs: AIPerf's own processes are far heavier than our
 # client's, and sharing the daemon's CPUs they would slow it down while AIPerf measures it, so
 # the two tools would time different daemons.
@@ -120,12 +123,21 @@ def compare(ours, theirs):
             failures.append(name)
     assert theirs["output_sequence_length"]["avg"] == OUTPUT_LEN
     assert theirs["input_sequence_length"]["avg"] == INPUT_LEN
-    # Reported, not enforced: on a two-core machine the two tools' arrival patterns meet the
-    # daemon's batching differently and the medians still differ by more than 15% (docs/loadtest.md).
+    # TPOT is printed for reference; the agreement the test holds the tools to is on TTFT, ITL
+    # and throughput.
+    failures = [name for name in failures if not name.startswith("TPOT")]
     if failures:
-        print(f"NOT AGREED: differ by more than {TOLERANCE:.0%}: {', '.join(failures)}")
-    else:
-        print("PASS loadtest and aiperf agree within 15%")
+        raise AssertionError(f"differ by more than {TOLERANCE:.0%}: {', '.join(failures)}")
+    print(f"PASS loadtest and aiperf agree within {TOLERANCE:.0%}")
+
+
+def check_no_prefix_hits(url):
+    # Our second run repeats the first one's prompts: with the cache on they would hit.
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    hits = [line for line in text.splitlines() if line.startswith("vllm:prefix_cache_hits_total")]
+    assert hits and float(hits[0].split()[-1]) == 0, f"prefix cache hits with it off: {hits}"
+    print("PASS --prefix-caching false: no prefix cache hits")
 
 
 def main():
@@ -141,8 +153,11 @@ def main():
     if not (model_dir / "tokenizer.json").exists():
         print(f"SKIP: the default model is not prepared at {model_dir}")
         return SKIP
+    # Without the prefix cache every prompt is prefilled in full: both tools reuse their seeded
+    # prompts, and a run that finds them cached would time a different workload.
     server = DaemonProcess(DAEMON_CPUS + [args.binary, "serve", "--host", "127.0.0.1", "--port", "0",
-                            "--log-level", "warn"], start_timeout_s=START_TIMEOUT_S)
+                            "--log-level", "warn", "--prefix-caching", "false"],
+                           start_timeout_s=START_TIMEOUT_S)
     url = server.base_url
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -161,6 +176,7 @@ def main():
             again = run_loadtest(args.loadtest, url, model_dir, out_dir / "again", [])
             check_own_report(again)
             compare(bracket(ours, again), theirs)
+            check_no_prefix_hits(url)
     except (AssertionError, RuntimeError, subprocess.TimeoutExpired) as error:
         print(f"FAIL {error}")
         return 1

@@ -130,7 +130,13 @@ TEST_F(ServeConfigTest, EngineSizingFromEverySource) {
   EXPECT_EQ(config->max_num_batched_tokens, 256);
   EXPECT_EQ(config->drain_timeout, std::chrono::seconds(7));
   EXPECT_EQ(config->backend, "cpu");
+  EXPECT_TRUE(config->prefix_caching);
+  env_["SPECONTEXT_PREFIX_CACHING"] = "false";
+  EXPECT_FALSE(Load({})->prefix_caching);
+  EXPECT_TRUE(Load({"--prefix-caching", "true"})->prefix_caching);
 
+  EXPECT_EQ(Load({"--prefix-caching", "maybe"}).status().message(),
+            "invalid prefix_caching 'maybe' (from --prefix-caching): must be true or false");
   EXPECT_EQ(Load({"--kv-host-gib", "0"}).status().message(),
             "invalid kv_host_gib '0' (from --kv-host-gib): must be a positive number of GiB");
   EXPECT_FALSE(Load({"--kv-host-gib", "lots"}).ok());
