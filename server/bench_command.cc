@@ -36,6 +36,13 @@ boost::json::object ToJson(const cuda::BenchReport& r, const std::string& model)
       point["tokens_per_s"] = p.tokens_per_s;
       point["roofline_ratio"] = p.step_ms / p.roofline_ms;
       point["gpu_memory_used"] = p.gpu_memory_used;
+      if (p.sparse_ran) {
+        point["sparse_step_ms"] = p.sparse_step_ms;
+        point["select_ms"] = p.select_ms;
+        point["sparse_roofline_ms"] = p.sparse_roofline_ms;
+        point["sparse_tokens_per_s"] = p.batch / ((p.sparse_step_ms + p.select_ms) * 1e-3);
+        point["sparse_speedup"] = p.step_ms / (p.sparse_step_ms + p.select_ms);
+      }
     } else {
       point["skipped"] = p.skipped;
     }
@@ -66,6 +73,15 @@ void PrintTable(const cuda::BenchReport& r) {
     fmt::print(
         "decode R={:<3} S={:<6} {:8.2f} ms/step  {:8.0f} tok/s  roofline {:7.2f} ms ({:.2f}x)\n",
         p.batch, p.context, p.step_ms, p.tokens_per_s, p.roofline_ms, p.step_ms / p.roofline_ms);
+    if (p.sparse_ran) {
+      // The selection runs once per step, before layer 0, so it adds to the sparse step.
+      fmt::print(
+          "  sparse    {:8.2f} ms/step + select {:6.3f} ms  {:8.0f} tok/s  roofline {:7.2f} ms "
+          "({:.2f}x)  {:.2f}x dense\n",
+          p.sparse_step_ms, p.select_ms, p.batch / ((p.sparse_step_ms + p.select_ms) * 1e-3),
+          p.sparse_roofline_ms, p.sparse_step_ms / p.sparse_roofline_ms,
+          p.step_ms / (p.sparse_step_ms + p.select_ms));
+    }
   }
   fmt::print("peak GPU memory in use: {:.1f} GiB; KV: {}\n", r.peak_gpu_memory / double(1 << 30),
              r.kv_fill);
@@ -79,6 +95,7 @@ void AddBenchCommand(CLI::App& app) {
     std::string model;
     std::vector<int> prefill_lens, batches, contexts;
     int steps = 20;
+    int sparse_budget = 0;
     bool json = false;
   };
   auto options = std::make_shared<Options>();
@@ -96,6 +113,9 @@ void AddBenchCommand(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--steps", options->steps, "timed decode steps per point")
       ->check(CLI::Range(1, 10000));
+  cmd->add_option("--sparse-budget", options->sparse_budget,
+                  "also time SpeContext decode with B positions per KV head (0: dense only)")
+      ->check(CLI::Range(0, 1 << 24));
   cmd->add_flag("--json", options->json, "print one JSON object instead of a table");
   cmd->callback([options] {
 #if SPECONTEXT_HAVE_CUDA
@@ -104,7 +124,8 @@ void AddBenchCommand(CLI::App& app) {
         model.ok() ? cuda::RunBench(**model, {.prefill_lens = options->prefill_lens,
                                               .batches = options->batches,
                                               .contexts = options->contexts,
-                                              .steps = options->steps})
+                                              .steps = options->steps,
+                                              .sparse_budget = options->sparse_budget})
                    : Result<cuda::BenchReport>(model.status());
     if (!report.ok()) {
       fmt::print(stderr, "specontext bench: {}\n", report.status().ToString());

@@ -9,6 +9,7 @@
 
 #include "engine/eval/eval_runner.h"
 #include "engine/eval/task_registry.h"
+#include "server/attention_cli.h"
 
 namespace specontext::server {
 
@@ -47,12 +48,7 @@ Result<EvalResult> RunEval(EvalOptions options) {
   if (options.tasks.empty()) {
     for (const eval::TaskInfo& info : eval::AllTasks()) options.tasks.emplace_back(info.name);
   }
-  options.model.specontext.server_mode =
-      options.attention == "specontext" ? AttentionMode::kSpecontext : AttentionMode::kDense;
-  if (options.model.specontext.server_mode == AttentionMode::kSpecontext &&
-      options.model.draft_model.empty()) {
-    return InvalidArgument("--attention specontext needs --draft-model");
-  }
+  SPC_RETURN_IF_ERROR(ApplyAttentionOption(options.attention, &options.model));
   RecallMeter meter;
   if (options.recall) {
     if (options.model.specontext.server_mode != AttentionMode::kSpecontext) {
@@ -149,19 +145,7 @@ void AddEvalCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-model-len", options->model.max_model_len,
                   "Context length (default: the model's)");
-  cmd->add_option("--attention", options->attention, "dense or specontext (needs --draft-model)")
-      ->check(CLI::IsMember({"dense", "specontext"}))
-      ->capture_default_str();
-  cmd->add_option("--draft-model", options->model.draft_model,
-                  "The retrieval head's checkpoint (an EAGLE-3 draft or a small model)");
-  cmd->add_option("--sparse-budget", options->model.specontext.budget,
-                  "Positions per KV head a sparse step attends to")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))
-      ->capture_default_str();
-  cmd->add_option("--sparse-sinks", options->model.specontext.sink_tokens,
-                  "First positions every sparse step keeps")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24))
-      ->capture_default_str();
+  AddAttentionOptions(cmd, &options->attention, &options->model);
   cmd->add_flag("--recall", options->recall,
                 "Also report the share of the target's attention mass the selection captures "
                 "(CPU backend)");

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "engine/tokenizer/incremental_detokenizer.h"
+#include "server/attention_cli.h"
 #include "server/serving_model.h"
 
 namespace specontext::server {
@@ -26,6 +27,7 @@ struct GenerateOptions {
   int top_k = 0;
   int64_t seed = -1;
   std::string backend = "auto";
+  std::string attention = "dense";
 };
 
 Result<std::vector<int32_t>> BuildPrompt(const ServingModel& serving,
@@ -67,6 +69,7 @@ Status RunGenerate(GenerateOptions options) {
   if (options.model.model.empty()) options.model.model = DefaultModelPath();
   if (options.backend == "cpu") options.model.backend = Backend::kCpu;
   if (options.backend == "cuda") options.model.backend = Backend::kCuda;
+  SPC_RETURN_IF_ERROR(ApplyAttentionOption(options.attention, &options.model));
   SPC_ASSIGN_OR_RETURN(auto serving, ServingModel::Create(options.model));
   SPC_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, BuildPrompt(*serving, options));
 
@@ -133,6 +136,7 @@ void AddGenerateCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-model-len", options->model.max_model_len,
                   "Context length (default: the model's)");
+  AddAttentionOptions(cmd, &options->attention, &options->model);
   cmd->callback([options] {
     spdlog::set_level(spdlog::level::warn);
     if (Status st = RunGenerate(*options); !st.ok()) {

@@ -234,6 +234,9 @@ Status CudaSpecontextPlanner::Project(const Work& work) {
       LayoutFor(work.total_tokens, seqs, work.max_blocks, work.selecting, kv_heads_, max_budget);
   SPC_RETURN_IF_ERROR(EnsureStaging(l.end));
   SPC_RETURN_IF_ERROR(EnsureCapacity(inputs_, l.end));
+  // A step can project twice (prefix-cache catch-up, then its own tokens) through the one pinned
+  // staging buffer: the earlier upload from it must have run before the host rewrites it.
+  SPC_CUDA(cudaStreamSynchronize(stream_));
   auto* tokens = reinterpret_cast<int32_t*>(staging_ + l.tokens);
   auto* positions = reinterpret_cast<int32_t*>(staging_ + l.positions);
   auto* token_seq = reinterpret_cast<int32_t*>(staging_ + l.token_seq);

@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
+#include <functional>
 
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_model_runner.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/random_fill_kernels.h"
+#include "engine/cuda/selection_kernels.h"
 
 namespace specontext::cuda {
 namespace {
@@ -26,28 +29,43 @@ Result<size_t> FreeMemory(size_t* total = nullptr) {
   return free;
 }
 
+// Device time of `launch` on `stream`, median of 20 runs after 3 warm-ups.
+Result<double> MedianDeviceMs(cudaStream_t stream, const std::function<Status()>& launch) {
+  cudaEvent_t start, stop;
+  SPC_CUDA(cudaEventCreate(&start));
+  SPC_CUDA(cudaEventCreate(&stop));
+  std::vector<double> ms;
+  Status status;
+  for (int i = 0; i < 23 && status.ok(); ++i) {
+    status = [&]() -> Status {
+      SPC_CUDA(cudaEventRecord(start, stream));
+      SPC_RETURN_IF_ERROR(launch());
+      SPC_CUDA(cudaEventRecord(stop, stream));
+      SPC_CUDA(cudaEventSynchronize(stop));
+      float elapsed = 0;
+      SPC_CUDA(cudaEventElapsedTime(&elapsed, start, stop));
+      if (i >= 3) ms.push_back(elapsed);
+      return Status::Ok();
+    }();
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  SPC_RETURN_IF_ERROR(status);
+  return Median(ms);
+}
+
 // A large device-to-device copy, bytes read plus written per second (median of 20).
 Result<double> CopyBandwidth(cudaStream_t stream) {
   constexpr size_t kBytes = size_t(1) << 30;
   SPC_ASSIGN_OR_RETURN(DeviceBuffer src, DeviceBuffer::Allocate(kBytes));
   SPC_ASSIGN_OR_RETURN(DeviceBuffer dst, DeviceBuffer::Allocate(kBytes));
   SPC_RETURN_IF_ERROR(FillRandomDevice(DType::kBF16, src.data(), kBytes / 2, 1, 1.0f, stream));
-  cudaEvent_t start, stop;
-  SPC_CUDA(cudaEventCreate(&start));
-  SPC_CUDA(cudaEventCreate(&stop));
-  std::vector<double> ms;
-  for (int i = 0; i < 23; ++i) {
-    SPC_CUDA(cudaEventRecord(start, stream));
-    SPC_CUDA(cudaMemcpyAsync(dst.data(), src.data(), kBytes, cudaMemcpyDeviceToDevice, stream));
-    SPC_CUDA(cudaEventRecord(stop, stream));
-    SPC_CUDA(cudaEventSynchronize(stop));
-    float elapsed = 0;
-    SPC_CUDA(cudaEventElapsedTime(&elapsed, start, stop));
-    if (i >= 3) ms.push_back(elapsed);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return 2.0 * kBytes / (Median(ms) * 1e-3);
+  SPC_ASSIGN_OR_RETURN(
+      const double ms, MedianDeviceMs(stream, [&]() -> Status {
+        SPC_CUDA(cudaMemcpyAsync(dst.data(), src.data(), kBytes, cudaMemcpyDeviceToDevice, stream));
+        return Status::Ok();
+      }));
+  return 2.0 * kBytes / (ms * 1e-3);
 }
 
 // KV blocks for `seqs` sequences of `positions` each, filled with random BF16 values: as valid
@@ -96,6 +114,77 @@ Result<std::vector<double>> TimeSteps(ModelRunner& runner, const BatchStep& batc
     if (i >= warmup) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
   return ms;
+}
+
+// B positions per KV head for a token at position context - 1: the first four (sinks), the
+// token itself, and the rest spread evenly between, shifted per head so heads differ. Which
+// positions does not change the step's cost, only how many.
+void SetSparsePositions(int budget, int kv_heads, SequenceStep* step) {
+  const int32_t self = step->start_position;
+  const int32_t sinks = std::min(4, budget - 1);
+  const int32_t spread = budget - 1 - sinks;
+  step->sparse_positions.assign(kv_heads, {});
+  for (int h = 0; h < kv_heads; ++h) {
+    std::vector<int32_t>& list = step->sparse_positions[h];
+    for (int32_t p = 0; p < sinks; ++p) list.push_back(p);
+    const double gap = double(self - sinks) / std::max(spread, 1);
+    for (int32_t i = 0; i < spread; ++i) {
+      list.push_back(sinks + static_cast<int32_t>((i + double(h) / kv_heads) * gap));
+    }
+    list.push_back(self);
+  }
+}
+
+// Device time of one selection for `batch` rows over a head K cache of `context` positions
+// with the target's head shape.
+Result<double> TimeSelection(const ModelConfig& c, const KvLayout& layout, int batch, int context,
+                             int budget, cudaStream_t stream) {
+  KvLayout head = layout;
+  head.num_layers = 1;
+  const int max_blocks = static_cast<int>(head.BlocksFor(context));
+  SPC_ASSIGN_OR_RETURN(DeviceBuffer k,
+                       DeviceBuffer::Allocate(size_t(batch) * max_blocks * head.BlockBytes()));
+  SPC_RETURN_IF_ERROR(FillRandomDevice(head.dtype, k.data(), k.bytes() / 2, 7, 1.0f, stream));
+  std::vector<void*> table(size_t(batch) * max_blocks);
+  for (size_t b = 0; b < table.size(); ++b) table[b] = k.as<std::byte>() + b * head.BlockBytes();
+  const int width = c.num_heads * c.head_dim;
+  SPC_ASSIGN_OR_RETURN(DeviceBuffer tables, DeviceBuffer::Allocate(table.size() * sizeof(void*)));
+  SPC_ASSIGN_OR_RETURN(DeviceBuffer q, DeviceBuffer::Allocate(size_t(batch) * width * 2));
+  SPC_ASSIGN_OR_RETURN(DeviceBuffer lengths, DeviceBuffer::Allocate(batch * sizeof(int32_t)));
+  const size_t slots = size_t(batch) * c.num_kv_heads;
+  SPC_ASSIGN_OR_RETURN(DeviceBuffer out, DeviceBuffer::Allocate(slots * (budget + 2) * 4));
+  const size_t workspace_bytes =
+      SelectionWorkspaceBytes(batch, c.num_heads, c.num_kv_heads, context);
+  SPC_ASSIGN_OR_RETURN(DeviceBuffer workspace, DeviceBuffer::Allocate(workspace_bytes));
+  SPC_RETURN_IF_ERROR(
+      FillRandomDevice(head.dtype, q.data(), size_t(batch) * width, 8, 1.0f, stream));
+  const std::vector<int32_t> host_lengths(batch, context);
+  SPC_CUDA(cudaMemcpy(tables.data(), table.data(), tables.bytes(), cudaMemcpyHostToDevice));
+  SPC_CUDA(
+      cudaMemcpy(lengths.data(), host_lengths.data(), lengths.bytes(), cudaMemcpyHostToDevice));
+  auto* counts = out.as<int32_t>();
+  const SelectionArgs args{.q = q.data(),
+                           .q_stride = width,
+                           .rows = batch,
+                           .num_q_heads = c.num_heads,
+                           .scale = 1.0f / std::sqrt(float(c.head_dim)),
+                           .lengths = lengths.as<int32_t>(),
+                           .max_length = context,
+                           .budget = budget,
+                           .sinks = std::min(4, budget),
+                           .window = 0,
+                           .indices = counts + 2 * slots,
+                           .counts = counts,
+                           .mass = reinterpret_cast<float*>(counts + slots)};
+  const PagedKv view{.block_table = tables.as<void*>(),
+                     .max_blocks = max_blocks,
+                     .num_kv_heads = head.num_kv_heads,
+                     .head_dim = head.head_dim,
+                     .block_tokens = head.block_tokens,
+                     .dtype = head.dtype};
+  return MedianDeviceMs(stream, [&] {
+    return SelectPositions(args, view, workspace.data(), workspace_bytes, stream);
+  });
 }
 
 double PrefillFlops(const ModelConfig& c, int n) {
@@ -174,6 +263,19 @@ Result<BenchReport> RunBench(const Model& model, const BenchOptions& options) {
       p.ran = true;
       p.step_ms = Median(ms);
       p.tokens_per_s = batch / (p.step_ms * 1e-3);
+      const int budget = options.sparse_budget;
+      if (budget > 0 && context > budget) {
+        for (SequenceStep& step : pool.batch.sequences) {
+          SetSparsePositions(budget, layout.num_kv_heads, &step);
+        }
+        SPC_ASSIGN_OR_RETURN(std::vector<double> sparse_ms,
+                             TimeSteps(*runner, pool.batch, 3, options.steps));
+        p.sparse_step_ms = Median(sparse_ms);
+        SPC_ASSIGN_OR_RETURN(p.select_ms, TimeSelection(c, layout, batch, context, budget, stream));
+        p.sparse_bytes = step_weights + double(batch) * budget * layout.TokenBytes();
+        p.sparse_roofline_ms = p.sparse_bytes / report.copy_bytes_per_s * 1e3;
+        p.sparse_ran = true;
+      }
       report.decode.push_back(p);
     }
   }

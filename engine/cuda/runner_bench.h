@@ -1,6 +1,8 @@
 // Throughput of the CUDA forward pass at given shapes: prefill tokens/s at a prompt length,
 // decode step time at (batch, context), peak GPU memory, and each decode point's HBM roofline
 // (the bytes a decode step must move over the device-to-device copy bandwidth measured here).
+// With a sparse budget B it also times SpeContext decode at each point: the step attending to B
+// positions per KV head, and the selection that picks them from a head K cache of S positions.
 #pragma once
 
 #include <cstddef>
@@ -16,7 +18,8 @@ struct BenchOptions {
   std::vector<int> prefill_lens;
   std::vector<int> batches;
   std::vector<int> contexts;
-  int steps = 20;  // timed decode steps per point (prefill: a third, at least 2)
+  int steps = 20;         // timed decode steps per point (prefill: a third, at least 2)
+  int sparse_budget = 0;  // B > 0: also time sparse decode where S > B
 };
 
 struct PrefillPoint {
@@ -36,6 +39,12 @@ struct DecodePoint {
   double bytes = 0;  // weights once + K/V of batch × context positions
   double roofline_ms = 0;
   size_t gpu_memory_used = 0;  // device memory in use at this point (all processes)
+  // SpeContext at this point (sparse_budget > 0 and context > budget).
+  bool sparse_ran = false;
+  double sparse_step_ms = 0;      // the step attending to B positions per KV head
+  double select_ms = 0;           // GPU selection over the head's K cache (device time)
+  double sparse_bytes = 0;        // weights once + K/V of batch × B positions
+  double sparse_roofline_ms = 0;  // sparse_bytes over the copy bandwidth
 };
 
 struct BenchReport {

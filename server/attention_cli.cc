@@ -1,0 +1,32 @@
+#include "server/attention_cli.h"
+
+#include <cstdint>
+
+namespace specontext::server {
+
+void AddAttentionOptions(CLI::App* cmd, std::string* attention, ServingModelOptions* model) {
+  cmd->add_option("--attention", *attention, "dense or specontext (needs --draft-model)")
+      ->check(CLI::IsMember({"dense", "specontext"}))
+      ->capture_default_str();
+  cmd->add_option("--draft-model", model->draft_model,
+                  "The retrieval head's checkpoint (an EAGLE-3 draft or a small model)");
+  cmd->add_option("--sparse-budget", model->specontext.budget,
+                  "Positions per KV head a sparse step attends to")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))
+      ->capture_default_str();
+  cmd->add_option("--sparse-sinks", model->specontext.sink_tokens,
+                  "First positions every sparse step keeps")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24))
+      ->capture_default_str();
+}
+
+Status ApplyAttentionOption(const std::string& attention, ServingModelOptions* model) {
+  model->specontext.server_mode =
+      attention == "specontext" ? AttentionMode::kSpecontext : AttentionMode::kDense;
+  if (model->specontext.server_mode == AttentionMode::kSpecontext && model->draft_model.empty()) {
+    return InvalidArgument("--attention specontext needs --draft-model");
+  }
+  return Status::Ok();
+}
+
+}  // namespace specontext::server
