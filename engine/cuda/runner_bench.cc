@@ -272,6 +272,9 @@ Result<BenchReport> RunBench(const Model& model, const BenchOptions& options) {
                              TimeSteps(*runner, pool.batch, 3, options.steps));
         p.sparse_step_ms = Median(sparse_ms);
         SPC_ASSIGN_OR_RETURN(p.select_ms, TimeSelection(c, layout, batch, context, budget, stream));
+        // The selection runs once per step, before layer 0, so it adds to the sparse step.
+        p.sparse_tokens_per_s = batch / ((p.sparse_step_ms + p.select_ms) * 1e-3);
+        p.sparse_speedup = p.step_ms / (p.sparse_step_ms + p.select_ms);
         p.sparse_bytes = step_weights + double(batch) * budget * layout.TokenBytes();
         p.sparse_roofline_ms = p.sparse_bytes / report.copy_bytes_per_s * 1e3;
         p.sparse_ran = true;

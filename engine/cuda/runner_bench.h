@@ -41,10 +41,12 @@ struct DecodePoint {
   size_t gpu_memory_used = 0;  // device memory in use at this point (all processes)
   // SpeContext at this point (sparse_budget > 0 and context > budget).
   bool sparse_ran = false;
-  double sparse_step_ms = 0;      // the step attending to B positions per KV head
-  double select_ms = 0;           // GPU selection over the head's K cache (device time)
-  double sparse_bytes = 0;        // weights once + K/V of batch × B positions
-  double sparse_roofline_ms = 0;  // sparse_bytes over the copy bandwidth
+  double sparse_step_ms = 0;       // the step attending to B positions per KV head
+  double select_ms = 0;            // GPU selection over the head's K cache (device time)
+  double sparse_tokens_per_s = 0;  // batch over sparse step plus selection
+  double sparse_speedup = 0;       // dense step over sparse step plus selection
+  double sparse_bytes = 0;         // weights once + K/V of batch × B positions
+  double sparse_roofline_ms = 0;   // sparse_bytes over the copy bandwidth
 };
 
 struct BenchReport {

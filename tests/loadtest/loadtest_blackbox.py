@@ -105,27 +105,26 @@ def bracket(first, second):
 def compare(ours, theirs):
     # AIPerf's "inter_token_latency" is per request (latency - TTFT) / (tokens - 1), our TPOT;
     # its "inter_chunk_latency" is every gap between content chunks, our ITL.
+    # The last field: whether the agreement is enforced (TPOT is printed for reference only).
     pairs = [
-        ("TTFT median (ms)", ours["ttft_ms"]["median"], theirs["time_to_first_token"]["p50"]),
-        ("ITL median (ms)", ours["itl_ms"]["median"], theirs["inter_chunk_latency"]["p50"]),
-        ("TPOT median (ms)", ours["tpot_ms"]["median"], theirs["inter_token_latency"]["p50"]),
+        ("TTFT median (ms)", ours["ttft_ms"]["median"], theirs["time_to_first_token"]["p50"], True),
+        ("ITL median (ms)", ours["itl_ms"]["median"], theirs["inter_chunk_latency"]["p50"], True),
+        ("TPOT median (ms)", ours["tpot_ms"]["median"], theirs["inter_token_latency"]["p50"],
+         False),
         ("output throughput (tok/s)", ours["output_throughput"],
-         theirs["output_token_throughput"]["avg"]),
+         theirs["output_token_throughput"]["avg"], True),
     ]
     print(f"  input tokens per request: aiperf {theirs.get('input_sequence_length', {}).get('avg')}")
     failures = []
-    for name, mine, reference in pairs:
+    for name, mine, reference, enforced in pairs:
         difference = abs(mine - reference) / reference
         verdict = "ok" if difference <= TOLERANCE else "DIFFERS"
         print(f"  {name:<28} loadtest {mine:10.2f}  aiperf {reference:10.2f}  "
               f"{difference * 100:5.1f}% {verdict}")
-        if difference > TOLERANCE:
+        if enforced and difference > TOLERANCE:
             failures.append(name)
     assert theirs["output_sequence_length"]["avg"] == OUTPUT_LEN
     assert theirs["input_sequence_length"]["avg"] == INPUT_LEN
-    # TPOT is printed for reference; the agreement the test holds the tools to is on TTFT, ITL
-    # and throughput.
-    failures = [name for name in failures if not name.startswith("TPOT")]
     if failures:
         raise AssertionError(f"differ by more than {TOLERANCE:.0%}: {', '.join(failures)}")
     print(f"PASS loadtest and aiperf agree within {TOLERANCE:.0%}")
