@@ -24,6 +24,10 @@ struct SequenceStep {
 
 struct BatchStep {
   std::vector<SequenceStep> sequences;
+  // Residual-stream states to hand back (StepOutput::hidden): the input of each listed decoder
+  // layer (0 is the embedding, num_layers the last layer's output before the final norm). The
+  // SpeContext retrieval head reads them (EAGLE-3's low, middle and high layers).
+  std::vector<int> capture_layers;
 };
 
 struct StepOutput {
@@ -31,6 +35,9 @@ struct StepOutput {
   // tokens.size() rows when all_logits was set.
   std::vector<float> logits;
   int vocab_size = 0;
+  // With capture_layers: [every token of the step, sequences in order][capture_layers.size()]
+  // [hidden_size], the layers concatenated per token in the order asked.
+  std::vector<float> hidden;
 };
 
 }  // namespace specontext

@@ -49,6 +49,12 @@ Status ValidateSparsePositions(const SequenceStep& seq, const ModelConfig& confi
 }  // namespace
 
 Status ValidateBatch(const BatchStep& batch, const ModelConfig& config, const KvLayout& layout) {
+  for (int layer : batch.capture_layers) {
+    if (layer < 0 || layer > config.num_layers) {
+      return InvalidArgument("capture layer " + std::to_string(layer) + " is outside [0, " +
+                             std::to_string(config.num_layers) + "]");
+    }
+  }
   for (size_t s = 0; s < batch.sequences.size(); ++s) {
     const SequenceStep& seq = batch.sequences[s];
     const std::string where = "sequence " + std::to_string(s) + ": ";

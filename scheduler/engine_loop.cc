@@ -210,6 +210,7 @@ void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
 
   StepOutput out;
   Status step_status = runner_->Step(batch, &out);
+  if (step_status.ok()) step_status = ObserveHidden(work, batch, out);
   for (const ScheduledWork& w : work) {
     if (Status st = kv_->EndStep(w.seq->seq_id); !st.ok() && step_status.ok()) step_status = st;
   }
@@ -278,6 +279,7 @@ void EngineLoop::PlanStep(std::vector<ScheduledWork>& work, BatchStep& batch) {
                     .budget = w.seq->request.sparse_budget,
                     .context = std::span<const int32_t>(w.seq->tokens).first(w.seq->num_cached)});
   }
+  batch.capture_layers = options_.planner->HiddenLayers(rows);
   const Status status = options_.planner->Plan(rows, &batch);
   if (status.ok()) return;
   // Find the rows at fault one at a time, so one request's bad state fails that request alone.
@@ -300,7 +302,27 @@ void EngineLoop::PlanStep(std::vector<ScheduledWork>& work, BatchStep& batch) {
     kept.sequences.push_back(std::move(one.sequences[0]));
   }
   work = std::move(kept_work);
+  kept.capture_layers = std::move(batch.capture_layers);
   batch = std::move(kept);
+}
+
+Status EngineLoop::ObserveHidden(const std::vector<ScheduledWork>& work, const BatchStep& batch,
+                                 const StepOutput& out) {
+  if (batch.capture_layers.empty()) return Status::Ok();
+  const size_t width = batch.capture_layers.size() * runner_->config().hidden_size;
+  size_t row = 0;
+  for (size_t s = 0; s < work.size(); ++s) {
+    const size_t n = batch.sequences[s].tokens.size();
+    if ((row + n) * width > out.hidden.size()) {
+      return Internal("the step returned " + std::to_string(out.hidden.size()) +
+                      " hidden values, fewer than its tokens need");
+    }
+    SPC_RETURN_IF_ERROR(options_.planner->ObserveHidden(
+        work[s].seq->seq_id, batch.sequences[s].start_position,
+        std::span<const float>(out.hidden).subspan(row * width, n * width)));
+    row += n;
+  }
+  return Status::Ok();
 }
 
 void EngineLoop::ReleasePlan(const Sequence& seq) {

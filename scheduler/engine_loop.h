@@ -63,6 +63,9 @@ class EngineLoop : public InferenceService {
   void RunStep(std::vector<ScheduledWork> work);
   // Runs the planner over the step; rows it rejects fail alone and leave `work` and `batch`.
   void PlanStep(std::vector<ScheduledWork>& work, BatchStep& batch);
+  // Hands the planner the hidden states it asked for (BatchStep::capture_layers).
+  Status ObserveHidden(const std::vector<ScheduledWork>& work, const BatchStep& batch,
+                       const StepOutput& out);
   // The planner drops a sequence's state (it left, or its KV is being recomputed).
   void ReleasePlan(const Sequence& seq);
   void Finish(Sequence* seq, FinishReason reason, Status error = Status::Ok());

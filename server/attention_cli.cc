@@ -18,6 +18,9 @@ void AddAttentionOptions(CLI::App* cmd, std::string* attention, ServingModelOpti
                   "First positions every sparse step keeps")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24))
       ->capture_default_str();
+  cmd->add_option("--retrieval-hidden", model->specontext.hidden_input,
+                  "An EAGLE-3 retrieval head reads the target's hidden states (false: zeros)")
+      ->capture_default_str();
 }
 
 Status ApplyAttentionOption(const std::string& attention, ServingModelOptions* model) {

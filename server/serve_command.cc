@@ -64,6 +64,7 @@ ServingModelOptions ModelOptions(const ServeConfig& config, EngineMetricsObserve
   options.specontext.budget = config.sparse_budget;
   options.specontext.sink_tokens = config.sparse_sinks;
   options.specontext.recent_window = config.sparse_window;
+  options.specontext.hidden_input = config.retrieval_hidden;
   options.specontext.fallback_mass_threshold = config.dense_fallback_mass;
   return options;
 }

@@ -255,6 +255,10 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, ServeConfig* c) {
          return SetInteger<int64_t, 0, (int64_t{1} << 24)>(v, &c->sparse_window);
        }},
+      {"retrieval_hidden",
+       "SpeContext: an EAGLE-3 retrieval head reads the target's hidden states of the previous "
+       "position (false: zeros)",
+       [](const std::string& v, ServeConfig* c) { return SetBool(v, &c->retrieval_hidden); }},
       {"dense_fallback_mass",
        "SpeContext: a decode step whose selected attention mass is below this runs dense (0: "
        "never)",

@@ -52,6 +52,7 @@ struct ServeConfig {
   std::string draft_model;
   int64_t sparse_sinks = 4;          // first positions always kept (attention sinks)
   int64_t sparse_window = 0;         // most recent positions always kept
+  bool retrieval_hidden = true;      // the head reads the target's hidden states (EAGLE-3)
   double dense_fallback_mass = 0.0;  // a step whose selection carries less runs dense; 0: never
 };
 

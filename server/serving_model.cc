@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -36,19 +35,6 @@ void AddUnique(std::vector<int32_t>& ids, int32_t id) {
 }
 
 }  // namespace
-
-std::string DefaultModelPath() {
-  std::string cache;
-  if (const char* env = std::getenv("SPECONTEXT_CACHE"); env != nullptr && *env != '\0') {
-    cache = env;
-  } else if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
-    cache = std::string(xdg) + "/specontext";
-  } else {
-    const char* home = std::getenv("HOME");
-    cache = std::string(home != nullptr ? home : ".") + "/.cache/specontext";
-  }
-  return cache + "/models/SmolLM2-135M-Instruct";
-}
 
 ServingModel::~ServingModel() {
   if (engine_) engine_->Stop(std::chrono::milliseconds(0));
@@ -169,7 +155,9 @@ Status ServingModel::CreateRunner(const Model& model, Backend backend, Attention
 
 Status ServingModel::CreatePlanner(std::unique_ptr<Model> target,
                                    const ServingModelOptions& options) {
-  auto head = RetrievalHead::Load(options.draft_model, *target, RetrievalHeadOptions{});
+  RetrievalHeadOptions head_options;
+  head_options.load_hidden_path = options.specontext.hidden_input;
+  auto head = RetrievalHead::Load(options.draft_model, *target, head_options);
   if (!head.ok()) return head.status().WithContext("draft model '" + options.draft_model + "'");
 #ifdef SPECONTEXT_HAVE_CUDA
   if (auto* cuda_runner = dynamic_cast<const cuda::CudaModelRunner*>(runner_.get())) {

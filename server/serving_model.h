@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "engine/attention_probe.h"
 #include "engine/chat_template/chat_template.h"
+#include "engine/model/default_model_path.h"
 #include "engine/model/model.h"
 #include "engine/model_runner.h"
 #include "engine/specontext/specontext_planner.h"
@@ -92,8 +93,6 @@ class ServingModel {
   std::unique_ptr<EngineLoop> engine_;
 };
 
-// The default model's prepared directory (scripts/prepare_default_model.sh):
-// $SPECONTEXT_CACHE, else $XDG_CACHE_HOME/specontext, else ~/.cache/specontext, + models/...
-std::string DefaultModelPath();
+using specontext::DefaultModelPath;
 
 }  // namespace specontext::server

@@ -131,8 +131,20 @@ Status CpuModelRunner::Step(const BatchStep& batch, StepOutput* out) {
                              .sliding_window = config_.sliding_window,
                              .scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim))};
   const float eps = static_cast<float>(config_.rms_norm_eps);
+  out->hidden.assign(batch.capture_layers.size() * x.size(), 0.0f);
+  const auto capture = [&](int layer) {
+    const size_t width = batch.capture_layers.size() * hidden;
+    for (size_t j = 0; j < batch.capture_layers.size(); ++j) {
+      if (batch.capture_layers[j] != layer) continue;
+      for (int r = 0; r < rows; ++r) {
+        std::copy_n(x.data() + static_cast<size_t>(r) * hidden, hidden,
+                    out->hidden.data() + r * width + j * hidden);
+      }
+    }
+  };
   for (int layer = 0; layer < config_.num_layers; ++layer) {
     const CpuLayerWeights& w = weights_.layers[layer];
+    capture(layer);
     RmsNorm(x.data(), w.input_norm.data(), normed.data(), rows, hidden, eps);
     PrepareAttention(layer, batch, packed, normed.data(), qkv);
     for (size_t s = 0; s < packed.spans.size(); ++s) {
@@ -147,6 +159,7 @@ Status CpuModelRunner::Step(const BatchStep& batch, StepOutput* out) {
     GatedMlp(pool_, w, normed.data(), rows, hidden, config_.intermediate_size, delta.data());
     AddInPlace(x.data(), delta.data(), x.size());
   }
+  capture(config_.num_layers);
 
   const std::vector<int>& logit_rows = packed.logit_rows;
   std::vector<float> last(static_cast<size_t>(logit_rows.size()) * hidden);

@@ -236,6 +236,7 @@ Status CudaModelRunner::Forward(const StepShape& shape) {
       SPC_RETURN_IF_ERROR(AddRmsNorm(kAct, ws_.delta.data(), ws_.resid.data(), w.input_norm,
                                      ws_.normed.data(), rows, hidden, eps, stream_));
     }
+    SPC_RETURN_IF_ERROR(CaptureHidden(layer, rows));
     SPC_RETURN_IF_ERROR(
         gemm_->Linear(kAct, ws_.normed.data(), w.qkv, ws_.qkv.data(), rows, width, hidden));
     if (w.qkv_bias != nullptr) {
@@ -255,8 +256,50 @@ Status CudaModelRunner::Forward(const StepShape& shape) {
     SPC_RETURN_IF_ERROR(
         gemm_->Linear(kAct, ws_.act.data(), w.down, ws_.delta.data(), rows, hidden, inter));
   }
-  return AddRmsNorm(kAct, ws_.delta.data(), ws_.resid.data(), weights_.final_norm,
-                    ws_.normed.data(), rows, hidden, eps, stream_);
+  SPC_RETURN_IF_ERROR(AddRmsNorm(kAct, ws_.delta.data(), ws_.resid.data(), weights_.final_norm,
+                                 ws_.normed.data(), rows, hidden, eps, stream_));
+  return CaptureHidden(config_.num_layers, rows);
+}
+
+Status CudaModelRunner::CaptureHidden(int layer, int rows) {
+  const size_t row_bytes = static_cast<size_t>(config_.hidden_size) * 2;
+  const size_t slots = capture_layers_.size();
+  for (size_t j = 0; j < slots; ++j) {
+    if (capture_layers_[j] != layer) continue;
+    SPC_CUDA(cudaMemcpy2DAsync(ws_.hidden.as<std::byte>() + j * row_bytes, slots * row_bytes,
+                               ws_.resid.data(), row_bytes, row_bytes, rows,
+                               cudaMemcpyDeviceToDevice, stream_));
+  }
+  return Status::Ok();
+}
+
+Status CudaModelRunner::FetchHidden(const BatchStep& batch, int rows, std::vector<float>* hidden) {
+  const size_t width = capture_layers_.size() * config_.hidden_size;
+  std::vector<uint16_t> packed(static_cast<size_t>(rows) * width);
+  SPC_CUDA(cudaMemcpyAsync(packed.data(), ws_.hidden.data(), packed.size() * 2,
+                           cudaMemcpyDeviceToHost, stream_));
+  SPC_CUDA(cudaStreamSynchronize(stream_));
+  // Packed order (StepInputs): one-token sequences first, then the prefill chunks.
+  std::vector<size_t> first_row(batch.sequences.size());
+  size_t row = 0, tokens = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t s = 0; s < batch.sequences.size(); ++s) {
+      const size_t n = batch.sequences[s].tokens.size();
+      if ((n == 1) != (pass == 0)) continue;
+      first_row[s] = row;
+      row += n;
+      tokens += n;
+    }
+  }
+  hidden->resize(tokens * width);
+  size_t out_row = 0;
+  for (size_t s = 0; s < batch.sequences.size(); ++s) {
+    for (size_t i = 0; i < batch.sequences[s].tokens.size(); ++i, ++out_row) {
+      const uint16_t* src = packed.data() + (first_row[s] + i) * width;
+      std::transform(src, src + width, hidden->data() + out_row * width, Bf16ToFloat);
+    }
+  }
+  return Status::Ok();
 }
 
 Status CudaModelRunner::LmHead(int first, int count) {
@@ -295,7 +338,7 @@ Status CudaModelRunner::CaptureDecodeGraph(const StepShape& shape, cudaGraphExec
 
 Status CudaModelRunner::RunDecodeGraph(const StepShape& shape) {
   const GraphKey key{shape.decode, shape.max_context, sparse_shape_.max_attend,
-                     sparse_shape_.index_stride};
+                     sparse_shape_.index_stride, capture_layers_};
   auto found = graphs_.find(key);
   // Captured on the second sighting: cuBLAS has picked its kernels and the workspace is sized.
   if (found == graphs_.end() && !uncapturable_.contains(key) && eager_runs_[key]++ > 0) {
@@ -334,6 +377,17 @@ Status CudaModelRunner::Step(const BatchStep& batch, StepOutput* out) {
     for (const SequenceStep& s : batch.sequences) longest = std::max(longest, s.start_position + 1);
     graph_context = std::max(kMinGraphContext, NextPow2(longest));
   }
+  if (!batch.capture_layers.empty()) {
+    const size_t bytes =
+        batch.capture_layers.size() * options_.max_tokens * config_.hidden_size * 2;
+    if (bytes > ws_.hidden.bytes()) {
+      SPC_CUDA(cudaStreamSynchronize(stream_));
+      DropGraphs();  // they hold the old address
+      ws_.hidden = DeviceBuffer();
+      SPC_ASSIGN_OR_RETURN(ws_.hidden, DeviceBuffer::Allocate(bytes));
+    }
+  }
+  capture_layers_ = batch.capture_layers;
   const int generation = inputs_.generation(), sparse_generation = sparse_inputs_.generation();
   SPC_ASSIGN_OR_RETURN(StepShape shape,
                        inputs_.Pack(batch, layout_, rope_, dynamic, graph_batch, graph_context));
@@ -353,18 +407,21 @@ Status CudaModelRunner::Step(const BatchStep& batch, StepOutput* out) {
   SPC_RETURN_IF_ERROR(inputs_.Upload(shape, stream_));
   SPC_RETURN_IF_ERROR(sparse_inputs_.Upload(sparse_shape_, shape.decode, stream_));
   out->logits.resize(static_cast<size_t>(shape.returned_rows) * config_.vocab_size);
+  out->hidden.clear();
   if (graph_batch > 0) {
     SPC_RETURN_IF_ERROR(RunDecodeGraph(shape));
-    return FetchLogits(shape.returned_rows, out->logits.data());
+    SPC_RETURN_IF_ERROR(FetchLogits(shape.returned_rows, out->logits.data()));
+  } else {
+    SPC_RETURN_IF_ERROR(Forward(shape));
+    for (int first = 0; first < shape.returned_rows; first += options_.max_logit_rows) {
+      const int count = std::min(options_.max_logit_rows, shape.returned_rows - first);
+      SPC_RETURN_IF_ERROR(LmHead(first, count));
+      SPC_RETURN_IF_ERROR(
+          FetchLogits(count, out->logits.data() + static_cast<size_t>(first) * config_.vocab_size));
+    }
   }
-  SPC_RETURN_IF_ERROR(Forward(shape));
-  for (int first = 0; first < shape.returned_rows; first += options_.max_logit_rows) {
-    const int count = std::min(options_.max_logit_rows, shape.returned_rows - first);
-    SPC_RETURN_IF_ERROR(LmHead(first, count));
-    SPC_RETURN_IF_ERROR(
-        FetchLogits(count, out->logits.data() + static_cast<size_t>(first) * config_.vocab_size));
-  }
-  return Status::Ok();
+  if (capture_layers_.empty()) return Status::Ok();
+  return FetchHidden(batch, shape.rows, &out->hidden);
 }
 
 Result<std::unique_ptr<ModelRunner>> CreateCudaModelRunner(const Model& model,

@@ -58,12 +58,14 @@ class CudaModelRunner : public ModelRunner {
   struct Workspace {
     DeviceBuffer resid, normed, qkv, attn, delta, gate_up, act, lm_in, logits, logits_f32, inv_freq,
         attention;
+    DeviceBuffer hidden;  // captured layer inputs: [rows][capture layers][hidden], packed order
   };
   struct GraphKey {
     int batch = 0;
     int context = 0;
     int attend = 0;        // what the attention plan is cut for
     int index_stride = 0;  // SpeContext lists per (row, KV head); 0 when dense
+    std::vector<int> capture_layers;
     auto operator<=>(const GraphKey&) const = default;
   };
 
@@ -81,6 +83,10 @@ class CudaModelRunner : public ModelRunner {
   Status LmHead(int first, int count);
   Status FetchLogits(int count, float* dst);
   Status EnsureAttentionWorkspace(size_t bytes);
+  // The copy of the residual stream entering `layer` for every capture slot that asks for it.
+  Status CaptureHidden(int layer, int rows);
+  // StepOutput::hidden in the caller's token order, from the packed rows.
+  Status FetchHidden(const BatchStep& batch, int rows, std::vector<float>* hidden);
   Status CaptureDecodeGraph(const StepShape& shape, cudaGraphExec_t* exec);
   Status RunDecodeGraph(const StepShape& shape);
   void DropGraphs();
@@ -98,6 +104,7 @@ class CudaModelRunner : public ModelRunner {
   SparseIndexInputs sparse_inputs_;
   SparseShape sparse_shape_;
   DecodeAttentionPlan decode_plan_;
+  std::vector<int> capture_layers_;  // this step's BatchStep::capture_layers
   std::map<GraphKey, cudaGraphExec_t> graphs_;
   std::map<GraphKey, int> eager_runs_;
   std::set<GraphKey> uncapturable_;

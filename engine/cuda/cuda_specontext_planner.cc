@@ -39,19 +39,21 @@ size_t Align(size_t bytes) { return (bytes + 255) / 256 * 256; }
 // Byte offsets of one step's staging area; the inputs part is uploaded, the outputs part
 // downloaded.
 struct StagingLayout {
-  size_t tokens, positions, token_seq, lengths, tables, inputs_end;
+  size_t tokens, positions, token_seq, lengths, tables, fused, inputs_end;
   size_t counts, mass, indices, end;
 };
 
+// fused_width is 0 for a pass without hidden inputs.
 StagingLayout LayoutFor(int tokens, int seqs, int max_blocks, int selecting, int kv_heads,
-                        int64_t max_budget) {
+                        int64_t max_budget, int fused_width) {
   StagingLayout l;
   l.tokens = 0;
   l.positions = l.tokens + Align(sizeof(int32_t) * tokens);
   l.token_seq = l.positions + Align(sizeof(int32_t) * tokens);
   l.lengths = l.token_seq + Align(sizeof(int32_t) * tokens);
   l.tables = l.lengths + Align(sizeof(int32_t) * std::max(selecting, 1));
-  l.inputs_end = l.tables + Align(sizeof(void*) * seqs * max_blocks);
+  l.fused = l.tables + Align(sizeof(void*) * seqs * max_blocks);
+  l.inputs_end = l.fused + Align(size_t{2} * tokens * fused_width);
   const size_t slots = static_cast<size_t>(selecting) * kv_heads;
   l.counts = l.inputs_end;
   l.mass = l.counts + Align(sizeof(int32_t) * slots);
@@ -116,11 +118,46 @@ Status CudaSpecontextPlanner::Init(const RetrievalHead& head, const CudaModelRun
     SPC_ASSIGN_OR_RETURN(weights_.q_norm, UploadBf16(w.q_norm));
     SPC_ASSIGN_OR_RETURN(weights_.k_norm, UploadBf16(w.k_norm));
   }
+  if (!w.fc.empty()) {
+    fused_width_ = head.fused_hidden_size();
+    aux_layer_ids_ = head.aux_layer_ids();
+    SPC_ASSIGN_OR_RETURN(weights_.fc, UploadBf16(w.fc));
+    SPC_ASSIGN_OR_RETURN(weights_.hidden_norm, UploadBf16(w.hidden_norm));
+    // Row r of q_proj / k_proj over [embedding ; hidden]: its embedding half, then its hidden one.
+    std::vector<float> full;
+    for (const auto& [embed, hidden_half] :
+         {std::pair{w.q_embed, w.q_hidden}, std::pair{w.k_embed, w.k_hidden}}) {
+      for (size_t r = 0; r < embed.size() / hidden_; ++r) {
+        full.insert(full.end(), embed.begin() + r * hidden_, embed.begin() + (r + 1) * hidden_);
+        full.insert(full.end(), hidden_half.begin() + r * hidden_,
+                    hidden_half.begin() + (r + 1) * hidden_);
+      }
+    }
+    SPC_ASSIGN_OR_RETURN(weights_.qk_full, UploadBf16(full));
+  }
   const std::vector<float> inv_freq = head.rope().InvFreq(1);
   SPC_ASSIGN_OR_RETURN(weights_.inv_freq, DeviceBuffer::Allocate(inv_freq.size() * sizeof(float)));
   SPC_CUDA(cudaMemcpy(weights_.inv_freq.data(), inv_freq.data(), inv_freq.size() * sizeof(float),
                       cudaMemcpyHostToDevice));
   rope_scale_ = head.rope().attention_factor();
+  return Status::Ok();
+}
+
+void CudaSpecontextPlanner::Release(uint64_t seq_id) {
+  cache_.Release(seq_id);
+  fused_.erase(seq_id);
+}
+
+Status CudaSpecontextPlanner::ObserveHidden(uint64_t seq_id, int64_t start_position,
+                                            std::span<const float> states) {
+  auto it = fused_.find(seq_id);
+  if (it == fused_.end() || fused_width_ == 0) return Status::Ok();
+  if (states.empty() || states.size() % fused_width_ != 0) {
+    return InvalidArgument("specontext planner: " + std::to_string(states.size()) +
+                           " hidden values for sequence " + std::to_string(seq_id) +
+                           " are not whole rows of " + std::to_string(fused_width_));
+  }
+  it->second.Observe(start_position, states);
   return Status::Ok();
 }
 
@@ -133,7 +170,8 @@ Status CudaSpecontextPlanner::EnsureCapacity(DeviceBuffer& buffer, size_t bytes)
 }
 
 void CudaSpecontextPlanner::Work::Add(int row, uint64_t seq, std::span<const int32_t> t,
-                                      int64_t start, int blocks) {
+                                      int64_t start, int blocks, std::vector<float> hidden_inputs) {
+  hidden.push_back(std::move(hidden_inputs));
   rows.push_back(row);
   seq_ids.push_back(seq);
   tokens.push_back(t);
@@ -166,7 +204,7 @@ Result<CudaSpecontextPlanner::Work> CudaSpecontextPlanner::Prepare(std::span<con
     uint64_t seq;
     int64_t budget;
   };
-  std::vector<Entry> selecting, decode_short, prefill;
+  std::vector<Entry> selecting, decode_short;
   int max_length = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
     SequenceStep& step = batch.sequences[i];
@@ -175,18 +213,26 @@ Result<CudaSpecontextPlanner::Work> CudaSpecontextPlanner::Prepare(std::span<con
     if (!policy.sparse || step.tokens.empty()) continue;
     const uint64_t seq = rows[i].seq_id;
     const std::string what = "specontext planner: sequence " + std::to_string(seq);
-    const int64_t held = cache_.Length(seq);
+    FusedHistory& fused = fused_.try_emplace(seq, std::max(fused_width_, 1)).first->second;
+    if (step.start_position < cache_.Length(seq)) fused.Truncate(step.start_position);
+    const int64_t held = std::min<int64_t>(cache_.Length(seq), step.start_position);
     SPC_ASSIGN_OR_RETURN(const std::span<const int32_t> missing,
                          MissingContext(rows[i], step.start_position, held, what));
-    const int64_t length = step.start_position + static_cast<int64_t>(step.tokens.size());
+    // A prefill chunk's own positions wait for their hidden inputs: the next step projects them.
+    const bool decode = step.tokens.size() == 1;
+    const int64_t length = step.start_position + (decode ? 1 : 0);
     SPC_RETURN_IF_ERROR(cache_.Resize(seq, length).WithContext(what));
     const int blocks = static_cast<int>(cache_.Blocks(seq).size());
-    if (!missing.empty()) catch_up->Add(static_cast<int>(i), seq, missing, held, blocks);
-    const Entry entry{static_cast<int>(i), seq, policy.budget};
-    if (step.tokens.size() > 1) {
-      prefill.push_back(entry);
+    if (!missing.empty()) {
+      catch_up->Add(
+          static_cast<int>(i), seq, missing, held, blocks,
+          fused_width_ > 0 ? fused.InputsFor(held, missing.size()) : std::vector<float>());
+    }
+    if (!decode) {
+      fused.DropBefore(step.start_position - 1);
       continue;
     }
+    const Entry entry{static_cast<int>(i), seq, policy.budget};
     ++counters_.decode_steps;
     if (length <= policy.budget) {
       ++counters_.short_steps;
@@ -202,11 +248,14 @@ Result<CudaSpecontextPlanner::Work> CudaSpecontextPlanner::Prepare(std::span<con
   Work work;
   work.selecting = static_cast<int>(selecting.size());
   work.max_length = max_length;
-  for (const auto* part : {&selecting, &decode_short, &prefill}) {
+  for (const auto* part : {&selecting, &decode_short}) {
     for (const Entry& e : *part) {
       const SequenceStep& step = batch.sequences[e.row];
+      FusedHistory& fused = fused_.at(e.seq);
       work.Add(e.row, e.seq, step.tokens, step.start_position,
-               static_cast<int>(cache_.Blocks(e.seq).size()));
+               static_cast<int>(cache_.Blocks(e.seq).size()),
+               fused_width_ > 0 ? fused.InputsFor(step.start_position, 1) : std::vector<float>());
+      fused.DropBefore(step.start_position);
     }
   }
   for (const Entry& e : selecting) work.budgets.push_back(e.budget);
@@ -230,8 +279,9 @@ Status CudaSpecontextPlanner::Project(const Work& work) {
   const int64_t max_budget =
       work.budgets.empty() ? 0 : *std::max_element(work.budgets.begin(), work.budgets.end());
   const int seqs = static_cast<int>(work.rows.size());
-  const StagingLayout l =
-      LayoutFor(work.total_tokens, seqs, work.max_blocks, work.selecting, kv_heads_, max_budget);
+  const int fused_width = PassFusedWidth(work);
+  const StagingLayout l = LayoutFor(work.total_tokens, seqs, work.max_blocks, work.selecting,
+                                    kv_heads_, max_budget, fused_width);
   SPC_RETURN_IF_ERROR(EnsureStaging(l.end));
   SPC_RETURN_IF_ERROR(EnsureCapacity(inputs_, l.end));
   // A step can project twice (prefix-cache catch-up, then its own tokens) through the one pinned
@@ -242,9 +292,19 @@ Status CudaSpecontextPlanner::Project(const Work& work) {
   auto* token_seq = reinterpret_cast<int32_t*>(staging_ + l.token_seq);
   auto* lengths = reinterpret_cast<int32_t*>(staging_ + l.lengths);
   auto* tables = reinterpret_cast<void**>(staging_ + l.tables);
+  auto* fused = reinterpret_cast<uint16_t*>(staging_ + l.fused);
   int row = 0;
   for (int s = 0; s < seqs; ++s) {
     const std::span<const int32_t> seq_tokens = work.tokens[s];
+    if (fused_width > 0) {
+      uint16_t* dst = fused + static_cast<size_t>(row) * fused_width;
+      const std::vector<float>& src = work.hidden[s];
+      if (src.empty()) {
+        std::fill_n(dst, seq_tokens.size() * fused_width, uint16_t{0});
+      } else {
+        std::transform(src.begin(), src.end(), dst, FloatToBf16);
+      }
+    }
     for (size_t i = 0; i < seq_tokens.size(); ++i, ++row) {
       tokens[row] = seq_tokens[i];
       positions[row] = static_cast<int32_t>(work.starts[s] + static_cast<int64_t>(i));
@@ -269,8 +329,14 @@ Status CudaSpecontextPlanner::Project(const Work& work) {
                                       hidden_, gathered_.data(), stream_));
   SPC_RETURN_IF_ERROR(AddRmsNorm(kAct, gathered_.data(), nullptr, weights_.input_norm.data(),
                                  normed_.data(), work.total_tokens, hidden_, rms_eps_, stream_));
-  SPC_RETURN_IF_ERROR(gemm_->Linear(kAct, normed_.data(), weights_.qk.data(), qk_out_.data(),
-                                    work.total_tokens, width, hidden_));
+  if (fused_width > 0) {
+    SPC_RETURN_IF_ERROR(HiddenInput(work, base + l.fused));
+    SPC_RETURN_IF_ERROR(gemm_->Linear(kAct, head_in_.data(), weights_.qk_full.data(),
+                                      qk_out_.data(), work.total_tokens, width, 2 * hidden_));
+  } else {
+    SPC_RETURN_IF_ERROR(gemm_->Linear(kAct, normed_.data(), weights_.qk.data(), qk_out_.data(),
+                                      work.total_tokens, width, hidden_));
+  }
   if (weights_.qk_bias.bytes() > 0) {
     SPC_RETURN_IF_ERROR(
         AddBias(kAct, qk_out_.data(), weights_.qk_bias.data(), work.total_tokens, width, stream_));
@@ -295,6 +361,28 @@ Status CudaSpecontextPlanner::Project(const Work& work) {
       rope, HeadView(reinterpret_cast<void* const*>(base + l.tables), work.max_blocks), stream_);
 }
 
+int CudaSpecontextPlanner::PassFusedWidth(const Work& work) const {
+  const bool any = std::any_of(work.hidden.begin(), work.hidden.end(),
+                               [](const std::vector<float>& h) { return !h.empty(); });
+  return any ? fused_width_ : 0;
+}
+
+Status CudaSpecontextPlanner::HiddenInput(const Work& work, const std::byte* fused) {
+  const size_t t = static_cast<size_t>(work.total_tokens), row_bytes = size_t{2} * hidden_;
+  SPC_RETURN_IF_ERROR(EnsureCapacity(fc_out_, t * row_bytes));
+  SPC_RETURN_IF_ERROR(EnsureCapacity(head_in_, 2 * t * row_bytes));
+  SPC_RETURN_IF_ERROR(gemm_->Linear(kAct, fused, weights_.fc.data(), fc_out_.data(),
+                                    work.total_tokens, hidden_, fused_width_));
+  // hidden_norm(fc(h)) into the second half of each input row, after the normalised embedding.
+  SPC_RETURN_IF_ERROR(AddRmsNorm(kAct, fc_out_.data(), nullptr, weights_.hidden_norm.data(),
+                                 gathered_.data(), work.total_tokens, hidden_, rms_eps_, stream_));
+  SPC_CUDA(cudaMemcpy2DAsync(head_in_.data(), 2 * row_bytes, normed_.data(), row_bytes, row_bytes,
+                             t, cudaMemcpyDeviceToDevice, stream_));
+  SPC_CUDA(cudaMemcpy2DAsync(head_in_.as<std::byte>() + row_bytes, 2 * row_bytes, gathered_.data(),
+                             row_bytes, row_bytes, t, cudaMemcpyDeviceToDevice, stream_));
+  return Status::Ok();
+}
+
 PagedKv CudaSpecontextPlanner::HeadView(void* const* tables, int max_blocks) const {
   return {.block_table = tables,
           .max_blocks = max_blocks,
@@ -307,8 +395,8 @@ PagedKv CudaSpecontextPlanner::HeadView(void* const* tables, int max_blocks) con
 Status CudaSpecontextPlanner::Select(const Work& work, BatchStep& batch) {
   const int64_t max_budget = *std::max_element(work.budgets.begin(), work.budgets.end());
   const int seqs = static_cast<int>(work.rows.size());
-  const StagingLayout l =
-      LayoutFor(work.total_tokens, seqs, work.max_blocks, work.selecting, kv_heads_, max_budget);
+  const StagingLayout l = LayoutFor(work.total_tokens, seqs, work.max_blocks, work.selecting,
+                                    kv_heads_, max_budget, PassFusedWidth(work));
   const int width = (q_heads_ + kv_heads_) * head_dim_;
   const size_t ws_bytes =
       SelectionWorkspaceBytes(work.selecting, q_heads_, kv_heads_, work.max_length);

@@ -1,14 +1,15 @@
-// The SpeContext planner on the GPU: the retrieval head's projection (embedding, RMSNorm, the
-// embedding half of its Q/K projections, RoPE) for every token of the step, its K cache in
-// device blocks, and the selection kernels for the decode rows that run sparse. Same policy and
-// counters as the CPU planner (engine/specontext/specontext_planner.h); the hidden half of the
-// head's input is zero here.
+// The SpeContext planner on the GPU: the retrieval head's projection (embedding and, with the
+// hidden path, fc over the target's fused states of the previous position; RMSNorms; Q/K
+// projections; RoPE), its K cache in device blocks, and the selection kernels for the decode rows
+// that run sparse. Same policy, timing of projections and counters as the CPU planner
+// (engine/specontext/specontext_planner.h). The fused states come through the host.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <memory>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -17,6 +18,8 @@
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/head_k_pool.h"
 #include "engine/cuda/paged_kv.h"
+#include "engine/specontext/fused_history.h"
+#include "engine/specontext/plan_policy.h"
 #include "engine/specontext/retrieval_head.h"
 #include "engine/specontext/specontext_planner.h"
 
@@ -33,7 +36,12 @@ class CudaSpecontextPlanner final : public StepPlanner {
   ~CudaSpecontextPlanner() override;
 
   Status Plan(std::span<const PlanRow> rows, BatchStep* batch) override;
-  void Release(uint64_t seq_id) override { cache_.Release(seq_id); }
+  void Release(uint64_t seq_id) override;
+  std::vector<int> HiddenLayers(std::span<const PlanRow> rows) const override {
+    return AnySparse(rows, options_) ? aux_layer_ids_ : std::vector<int>();
+  }
+  Status ObserveHidden(uint64_t seq_id, int64_t start_position,
+                       std::span<const float> states) override;
 
   const SpecontextCounters& counters() const { return counters_; }
   int64_t CachedPositions(uint64_t seq_id) const { return cache_.Length(seq_id); }
@@ -42,20 +50,25 @@ class CudaSpecontextPlanner final : public StepPlanner {
   struct Weights {
     DeviceBuffer embedding;  // the head's own table; empty when it borrows the runner's
     DeviceBuffer input_norm, qk, qk_bias, q_norm, k_norm, inv_freq;
+    // The hidden path: fc, hidden_norm, and q_proj/k_proj over [embedding ; hidden] (2H wide).
+    DeviceBuffer fc, hidden_norm, qk_full;
   };
   // One pass of head work in packed order: selecting decode rows first, then the other decode
-  // rows, then prefill chunks (and, in a catch-up pass, context the head has not seen).
+  // rows (or, in a catch-up pass, positions the head has not projected yet: earlier prefill
+  // chunks and adopted prefixes).
   struct Work {
     std::vector<int> rows;                         // batch row per packed sequence
     std::vector<uint64_t> seq_ids;                 // per packed sequence
     std::vector<std::span<const int32_t>> tokens;  // what the head projects now
     std::vector<int64_t> starts;                   // position of tokens[0]
     std::vector<int64_t> budgets;                  // per selecting sequence
+    std::vector<std::vector<float>> hidden;        // per packed sequence: FusedHistory inputs
     int selecting = 0;                             // packed sequences [0, selecting) run selection
     int total_tokens = 0;
     int max_blocks = 0;
     int max_length = 0;  // longest head cache among the selecting rows
-    void Add(int row, uint64_t seq, std::span<const int32_t> t, int64_t start, int blocks);
+    void Add(int row, uint64_t seq, std::span<const int32_t> t, int64_t start, int blocks,
+             std::vector<float> hidden_inputs);
   };
 
   CudaSpecontextPlanner(const SpecontextPlannerOptions& options, HeadKPool cache)
@@ -64,6 +77,11 @@ class CudaSpecontextPlanner final : public StepPlanner {
   // Fills `catch_up` with context the head lacks and returns this step's work.
   Result<Work> Prepare(std::span<const PlanRow> rows, BatchStep& batch, Work* catch_up);
   Status Project(const Work& work);
+  // The head's input rows [normalised embedding ; normalised fc(hidden)] for a pass with hidden
+  // inputs, from the uploaded fused states.
+  Status HiddenInput(const Work& work, const std::byte* fused);
+  // fused_width_ when any row of the pass has hidden inputs, else 0 (the embedding-only path).
+  int PassFusedWidth(const Work& work) const;
   Status Select(const Work& work, BatchStep& batch);
   PagedKv HeadView(void* const* tables, int max_blocks) const;
   Status EnsureCapacity(DeviceBuffer& buffer, size_t bytes);
@@ -71,6 +89,9 @@ class CudaSpecontextPlanner final : public StepPlanner {
 
   SpecontextPlannerOptions options_;
   HeadKPool cache_;
+  std::unordered_map<uint64_t, FusedHistory> fused_;  // sequences planned sparse
+  std::vector<int> aux_layer_ids_;
+  int fused_width_ = 0;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<CublasGemm> gemm_;
   Weights weights_;
@@ -81,7 +102,7 @@ class CudaSpecontextPlanner final : public StepPlanner {
   // Step inputs: pinned staging and its device copy; activations; selection scratch/outputs.
   std::byte* staging_ = nullptr;
   size_t staging_bytes_ = 0;
-  DeviceBuffer inputs_, gathered_, normed_, qk_out_, select_ws_;
+  DeviceBuffer inputs_, gathered_, normed_, qk_out_, select_ws_, fc_out_, head_in_;
   SpecontextCounters counters_;
 };
 

@@ -1,5 +1,7 @@
 #include "engine/specontext/plan_policy.h"
 
+#include <algorithm>
+
 namespace specontext {
 
 Status ValidatePlannerOptions(const SpecontextPlannerOptions& options) {
@@ -24,6 +26,13 @@ Result<RowPolicy> ResolvePlanRow(const PlanRow& row, const SpecontextPlannerOpti
   if (mode == AttentionMode::kDense) return RowPolicy{};
   if (row.budget < 0) return InvalidArgument("specontext planner: negative budget");
   return RowPolicy{true, row.budget > 0 ? row.budget : options.budget};
+}
+
+bool AnySparse(std::span<const PlanRow> rows, const SpecontextPlannerOptions& options) {
+  return std::any_of(rows.begin(), rows.end(), [&](const PlanRow& row) {
+    const Result<RowPolicy> policy = ResolvePlanRow(row, options);
+    return !policy.ok() || policy->sparse;
+  });
 }
 
 Result<std::span<const int32_t>> MissingContext(const PlanRow& row, int64_t start_position,

@@ -21,9 +21,12 @@ struct RowPolicy {
 Status ValidatePlannerOptions(const SpecontextPlannerOptions& options);
 // The row's mode (kDefault takes the server's) and budget (0 takes the server's).
 Result<RowPolicy> ResolvePlanRow(const PlanRow& row, const SpecontextPlannerOptions& options);
+// Whether any row resolves to sparse mode (a row with a bad budget counts: Plan reports it).
+bool AnySparse(std::span<const PlanRow> rows, const SpecontextPlannerOptions& options);
 // The positions the head must project before the step's own tokens: [held, start_position)
-// from the row's context (a prefix adopted from the prefix cache). A step below what the head
-// holds (a recompute after preemption) needs none: the caller truncates to start_position.
+// from the row's context (earlier prefill chunks, a prefix adopted from the prefix cache). A
+// step below what the head holds (a recompute after preemption) needs none: the caller
+// truncates to start_position.
 Result<std::span<const int32_t>> MissingContext(const PlanRow& row, int64_t start_position,
                                                 int64_t held, const std::string& what);
 

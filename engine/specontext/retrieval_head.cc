@@ -89,7 +89,11 @@ RetrievalHeadWeights RetrievalHead::weights() const {
           .q_bias = q_.bias,
           .k_bias = k_.bias,
           .q_norm = q_.head_norm,
-          .k_norm = k_.head_norm};
+          .k_norm = k_.head_norm,
+          .fc = fc_,
+          .hidden_norm = hidden_norm_,
+          .q_hidden = q_.hidden_half,
+          .k_hidden = k_.hidden_half};
 }
 
 }  // namespace specontext

@@ -25,12 +25,12 @@ struct RetrievalHeadOptions {
   // > 1: YaRN by this factor over the head's max_position_embeddings (replacing any scaling the
   // config has), so a draft trained on short contexts still ranks positions far beyond them.
   double yarn_factor = 0.0;
-  // EAGLE-3 only: also keep fc, hidden_norm and the hidden half of q_proj/k_proj so Project can
-  // take the target's fused hidden state instead of zeros.
+  // EAGLE-3 drafts: also keep fc, hidden_norm and the hidden half of q_proj/k_proj so Project
+  // can take the target's fused hidden state instead of zeros. Ignored for a plain model layer.
   bool load_hidden_path = false;
 };
 
-// What a device copy of the head needs (the zero-hidden-state path): fp32 views into the head.
+// What a device copy of the head needs: fp32 views into the head.
 struct RetrievalHeadWeights {
   const TensorView* embedding = nullptr;  // the head's own table, or the target's
   bool own_embedding = false;
@@ -38,6 +38,9 @@ struct RetrievalHeadWeights {
   std::span<const float> q_embed, k_embed;  // [heads·head_dim][H]: the embedding half
   std::span<const float> q_bias, k_bias;    // empty without bias
   std::span<const float> q_norm, k_norm;    // [head_dim] (Qwen3), or empty
+  // The hidden path (empty without it): fc [H][fused], hidden_norm [H], and the hidden half of
+  // q_proj / k_proj, [heads·head_dim][H].
+  std::span<const float> fc, hidden_norm, q_hidden, k_hidden;
 };
 
 class RetrievalHead {
@@ -57,6 +60,9 @@ class RetrievalHead {
   int head_dim() const { return config_.head_dim; }
   // Width of one token's fused target hidden state (3·target hidden); 0 without the hidden path.
   int fused_hidden_size() const { return fused_hidden_size_; }
+  // With the hidden path: the target layers whose inputs make the fused state (low, middle,
+  // high; 0 is the embedding), in the order the fused state concatenates them.
+  const std::vector<int>& aux_layer_ids() const { return aux_layer_ids_; }
   const cpu::Rope& rope() const { return rope_; }
   RetrievalHeadWeights weights() const;
 
@@ -95,6 +101,7 @@ class RetrievalHead {
   std::vector<float> fc_;
   std::vector<float> hidden_norm_;
   int fused_hidden_size_ = 0;
+  std::vector<int> aux_layer_ids_;
 };
 
 }  // namespace specontext

@@ -29,6 +29,7 @@ bool ContainsEagle(std::string name) {
 struct HeadConfig {
   ModelConfig model;
   int64_t target_hidden_size = 0;  // EAGLE-3's fc input is 3 × this; 0 when absent
+  std::vector<int> aux_layer_ids;  // eagle_config.eagle_aux_hidden_state_layer_ids, if given
 };
 
 // YaRN checkpoints may give the magnitude correction as mscale / mscale_all_dim instead of
@@ -75,6 +76,14 @@ Result<HeadConfig> ParseHeadConfig(const std::string& dir) {
   SPC_ASSIGN_OR_RETURN(config.target_hidden_size, fields.Int("target_hidden_size", 0));
   SPC_RETURN_IF_ERROR(ApplyYarnMscale(fields, config.model.rope_scaling));
   if (config.target_hidden_size < 0) return fields.Error("target_hidden_size", "must be >= 0");
+  if (const boost::json::value* eagle = fields.Find("eagle_config");
+      eagle != nullptr && eagle->is_object()) {
+    const JsonFields eagle_fields(eagle->get_object(), path + " eagle_config");
+    if (eagle_fields.Find("eagle_aux_hidden_state_layer_ids") != nullptr) {
+      SPC_ASSIGN_OR_RETURN(config.aux_layer_ids,
+                           eagle_fields.IntOrIntList("eagle_aux_hidden_state_layer_ids"));
+    }
+  }
   return config;
 }
 
@@ -185,14 +194,10 @@ class RetrievalHeadLoader {
 
     std::unique_ptr<RetrievalHead> head(new RetrievalHead(std::move(rope).value()));
     head->source_ = eagle ? RetrievalHead::Source::kEagle3 : RetrievalHead::Source::kDlm;
-    if (options.load_hidden_path && !eagle) {
-      return InvalidArgument(dir +
-                             ": load_hidden_path needs an EAGLE-3 draft (q_proj over "
-                             "[embedding ; hidden]); this is a plain model layer");
-    }
     SPC_ASSIGN_OR_RETURN(const TensorView* norm, get(prefix + "input_layernorm.weight", {hidden}));
     head->input_norm_ = ToFloat(*norm, 0, hidden);
-    const bool hidden_path = options.load_hidden_path;
+    // A plain model layer reads no hidden state: it loads without the hidden path.
+    const bool hidden_path = options.load_hidden_path && eagle;
     for (auto [proj, name, heads] :
          {std::tuple{&head->q_, std::string("q_proj"), config.num_heads},
           std::tuple{&head->k_, std::string("k_proj"), config.num_kv_heads}}) {
@@ -222,6 +227,20 @@ class RetrievalHeadLoader {
       head->fc_ = ToFloat(*fc, 0, 3 * target_hidden);
       head->hidden_norm_ = ToFloat(*hn, 0, hidden);
       head->fused_hidden_size_ = static_cast<int>(3 * target_hidden);
+      // Indices into the target's hidden states (0 = the embedding, i = the input of layer i):
+      // the low / middle / high choice EAGLE-3 trainers default to.
+      const int layers = target.config.num_layers;
+      head->aux_layer_ids_ =
+          head_config.aux_layer_ids.empty()
+              ? std::vector<int>{std::min(2, layers), layers / 2, std::max(layers - 3, 0)}
+              : head_config.aux_layer_ids;
+      if (head->aux_layer_ids_.size() != 3 ||
+          std::any_of(head->aux_layer_ids_.begin(), head->aux_layer_ids_.end(),
+                      [&](int id) { return id < 0 || id > layers; })) {
+        return InvalidArgument(dir +
+                               ": eagle_aux_hidden_state_layer_ids needs three layers in [0, " +
+                               std::to_string(layers) + "]");
+      }
     }
 
     // The embedding: the checkpoint's own when it has one, else the target's (EAGLE-3 drafts).

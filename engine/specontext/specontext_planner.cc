@@ -1,5 +1,6 @@
 #include "engine/specontext/specontext_planner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -46,36 +47,35 @@ Status SpecontextPlanner::PlanSequence(const PlanRow& row, SequenceStep& step) {
   if (it == sequences_.end()) {
     it = sequences_
              .emplace(row.seq_id,
-                      SequenceState{HeadKvCache(head_->num_kv_heads(), head_->head_dim()), {}})
+                      SequenceState{HeadKvCache(head_->num_kv_heads(), head_->head_dim()),
+                                    FusedHistory(std::max(head_->fused_hidden_size(), 1))})
              .first;
   }
   SequenceState& state = it->second;
+  if (step.start_position < state.cache.size()) {
+    state.cache.Truncate(step.start_position);
+    state.fused.Truncate(step.start_position);
+  }
+  // Positions before this step that the head has not projected: earlier prefill chunks, whose
+  // hidden inputs arrived after their step, and prefixes adopted from the prefix cache.
   SPC_ASSIGN_OR_RETURN(const std::span<const int32_t> missing,
                        MissingContext(row, step.start_position, state.cache.size(), what));
-  if (step.start_position < state.cache.size()) state.cache.Truncate(step.start_position);
   if (!missing.empty()) {
     std::vector<float> k(missing.size() * head_->num_kv_heads() * head_->head_dim());
-    SPC_RETURN_IF_ERROR(head_
-                            ->Project(missing, static_cast<int32_t>(state.cache.size()), {},
-                                      nullptr, k.data(), pool_)
-                            .WithContext(what));
+    SPC_RETURN_IF_ERROR(
+        Project(state, missing, state.cache.size(), nullptr, k.data()).WithContext(what));
     state.cache.Append(k.data(), static_cast<int>(missing.size()));
-    counters_.tokens_projected += static_cast<int64_t>(missing.size());
+    state.fused.DropBefore(state.cache.size() - 1);
   }
-  const int rows = static_cast<int>(step.tokens.size());
-  if (rows == 0) return Status::Ok();
-  const bool decode = rows == 1;
-  std::vector<float> k(static_cast<size_t>(rows) * head_->num_kv_heads() * head_->head_dim());
-  std::vector<float> q(decode ? static_cast<size_t>(head_->num_heads()) * head_->head_dim() : 0);
-  std::vector<float> fused;
-  if (decode) fused.swap(state.fused_hidden);
-  SPC_RETURN_IF_ERROR(head_
-                          ->Project(step.tokens, step.start_position, fused,
-                                    decode ? q.data() : nullptr, k.data(), pool_)
-                          .WithContext(what));
-  state.cache.Append(k.data(), rows);
-  counters_.tokens_projected += rows;
-  if (!decode) return Status::Ok();
+  // A prefill chunk's own positions wait for their hidden inputs: the next step projects them.
+  if (step.tokens.size() != 1) return Status::Ok();
+
+  std::vector<float> k(static_cast<size_t>(head_->num_kv_heads()) * head_->head_dim());
+  std::vector<float> q(static_cast<size_t>(head_->num_heads()) * head_->head_dim());
+  SPC_RETURN_IF_ERROR(
+      Project(state, step.tokens, step.start_position, q.data(), k.data()).WithContext(what));
+  state.cache.Append(k.data(), 1);
+  state.fused.DropBefore(step.start_position);
 
   ++counters_.decode_steps;
   if (state.cache.size() <= budget) {
@@ -99,23 +99,31 @@ Status SpecontextPlanner::PlanSequence(const PlanRow& row, SequenceStep& step) {
   return Status::Ok();
 }
 
+Status SpecontextPlanner::Project(SequenceState& state, std::span<const int32_t> tokens,
+                                  int64_t start, float* q, float* k) {
+  const std::vector<float> hidden = head_->fused_hidden_size() > 0
+                                        ? state.fused.InputsFor(start, tokens.size())
+                                        : std::vector<float>();
+  counters_.tokens_projected += static_cast<int64_t>(tokens.size());
+  return head_->Project(tokens, static_cast<int32_t>(start), hidden, q, k, pool_);
+}
+
 void SpecontextPlanner::Release(uint64_t seq_id) { sequences_.erase(seq_id); }
 
-Status SpecontextPlanner::SetFusedHidden(uint64_t seq_id, std::vector<float> fused) {
-  const size_t expected = static_cast<size_t>(head_->fused_hidden_size());
-  if (expected == 0) {
-    return FailedPrecondition("specontext planner: the retrieval head has no hidden path");
-  }
-  if (fused.size() != expected) {
-    return InvalidArgument("specontext planner: fused hidden state has " +
-                           std::to_string(fused.size()) + " values, expected " +
-                           std::to_string(expected));
-  }
+std::vector<int> SpecontextPlanner::HiddenLayers(std::span<const PlanRow> rows) const {
+  return AnySparse(rows, options_) ? head_->aux_layer_ids() : std::vector<int>();
+}
+
+Status SpecontextPlanner::ObserveHidden(uint64_t seq_id, int64_t start_position,
+                                        std::span<const float> states) {
   auto it = sequences_.find(seq_id);
-  if (it == sequences_.end()) {
-    return NotFound("specontext planner: sequence " + std::to_string(seq_id) + " has no state");
+  if (it == sequences_.end() || head_->fused_hidden_size() == 0) return Status::Ok();
+  if (states.empty() || states.size() % head_->fused_hidden_size() != 0) {
+    return InvalidArgument("specontext planner: " + std::to_string(states.size()) +
+                           " hidden values for sequence " + std::to_string(seq_id) +
+                           " are not whole rows of " + std::to_string(head_->fused_hidden_size()));
   }
-  it->second.fused_hidden = std::move(fused);
+  it->second.fused.Observe(start_position, states);
   return Status::Ok();
 }
 

@@ -1,5 +1,6 @@
-// The CPU SpeContext planner: a retrieval-head K cache per sequence, fed by every step (prefill
-// chunks too), and for each decode row that runs sparse the top-B positions per KV head.
+// The CPU SpeContext planner: a retrieval-head K cache per sequence, fed by every step (a prefill
+// chunk's positions at the next step, once their hidden inputs exist), and for each decode row
+// that runs sparse the top-B positions per KV head.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 
 #include "common/status.h"
 #include "engine/cpu/thread_pool.h"
+#include "engine/specontext/fused_history.h"
 #include "engine/specontext/head_kv_cache.h"
 #include "engine/specontext/retrieval_head.h"
 #include "engine/specontext/step_planner.h"
@@ -27,6 +29,10 @@ struct SpecontextPlannerOptions {
   // A decode step whose selected attention mass (Selection::selected_mass) is below this runs
   // dense; 0 disables the fallback.
   double fallback_mass_threshold = 0.0;
+  // An EAGLE-3 head reads the target's fused hidden states of the previous position (the input
+  // it was trained with); false gives it zeros there. Applied when the head is loaded
+  // (RetrievalHeadOptions::load_hidden_path).
+  bool hidden_input = true;
   cpu::ThreadPool* pool = nullptr;  // nullptr: cpu::ThreadPool::Shared()
 };
 
@@ -52,9 +58,11 @@ class SpecontextPlanner final : public StepPlanner {
   Status Plan(std::span<const PlanRow> rows, BatchStep* batch) override;
   void Release(uint64_t seq_id) override;
 
-  // The hidden-state option of an EAGLE-3 head: `fused` ([RetrievalHead::fused_hidden_size()])
-  // replaces zeros in the hidden half of the input for this sequence's next decode token.
-  Status SetFusedHidden(uint64_t seq_id, std::vector<float> fused);
+  // A head with the hidden path (an EAGLE-3 draft loaded with it) reads the target's states of
+  // the previous position; without them its hidden input is zero.
+  std::vector<int> HiddenLayers(std::span<const PlanRow> rows) const override;
+  Status ObserveHidden(uint64_t seq_id, int64_t start_position,
+                       std::span<const float> states) override;
 
   const SpecontextCounters& counters() const { return counters_; }
   // Positions the head caches for a sequence (0 when it has no state).
@@ -64,12 +72,15 @@ class SpecontextPlanner final : public StepPlanner {
  private:
   struct SequenceState {
     HeadKvCache cache;
-    std::vector<float> fused_hidden;  // for the next decode token; empty: zeros
+    FusedHistory fused;
   };
 
   SpecontextPlanner(std::shared_ptr<const RetrievalHead> head,
                     const SpecontextPlannerOptions& options);
   Status PlanSequence(const PlanRow& row, SequenceStep& step);
+  // K (and q when non-null) for `tokens` at positions [start, ...), reading the observed states.
+  Status Project(SequenceState& state, std::span<const int32_t> tokens, int64_t start, float* q,
+                 float* k);
 
   std::shared_ptr<const RetrievalHead> head_;
   SpecontextPlannerOptions options_;

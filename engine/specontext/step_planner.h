@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "common/status.h"
 #include "engine/batch.h"
@@ -40,6 +41,17 @@ class StepPlanner {
   virtual Status Plan(std::span<const PlanRow> rows, BatchStep* batch) = 0;
   // The sequence finished or was preempted: drop its state.
   virtual void Release(uint64_t seq_id) = 0;
+
+  // The target layers whose inputs the planner wants after a step of these rows
+  // (BatchStep::capture_layers): empty when it reads none, or no row runs sparse.
+  virtual std::vector<int> HiddenLayers(std::span<const PlanRow> /*rows*/) const { return {}; }
+  // After a step: one sequence's captured states (StepOutput::hidden rows) for positions
+  // [start_position, start_position + rows). A sequence the planner keeps no state for is
+  // ignored.
+  virtual Status ObserveHidden(uint64_t /*seq_id*/, int64_t /*start_position*/,
+                               std::span<const float> /*states*/) {
+    return Status::Ok();
+  }
 };
 
 }  // namespace specontext

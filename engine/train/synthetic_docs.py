@@ -102,8 +102,8 @@ def make_document(tokenizer, kind, length, rng):
     budget = length - len(head_ids) - len(question_ids) - len(answer_ids) - sum(map(len, needle_ids))
     if budget < 16:
         raise ValueError("length %d is too short for a %s document" % (length, kind))
-#Tokenize a sentence pool once and reuse it : tokenizing 8K tokens of text per document
-#would dominate the generation time.
+    # Tokenize a sentence pool once and reuse it: tokenizing 8K tokens of text per document
+    # would dominate the generation time.
     pool = [tokenizer.encode(" " + _filler_sentence(rng), add_special_tokens=False)
             for _ in range(64)]
     sentences, used = [], 0
@@ -113,7 +113,7 @@ def make_document(tokenizer, kind, length, rng):
             break
         sentences.append(ids)
         used += len(ids)
-#Needles go between sentences, at uniformly drawn depths.
+    # Needles go between sentences, at uniformly drawn depths.
     slots = sorted(rng.randrange(len(sentences) + 1) for _ in needle_ids)
     body, last = [], 0
     for slot, ids in zip(slots, needle_ids):
@@ -136,11 +136,23 @@ if __name__ == "__main__":
 
     from transformers import AutoTokenizer
 
-    parser = argparse.ArgumentParser(description="print a few synthetic documents")
+    parser = argparse.ArgumentParser(
+        description="print a few synthetic documents, or write one document's prompt as text")
     parser.add_argument("model_dir")
     parser.add_argument("--length", type=int, default=600)
+    parser.add_argument("--kind", choices=KINDS, help="write one document of this kind")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prompt-out",
+                        help="with --kind: the prompt text goes here (for `specontext generate "
+                        "--raw --prompt-file`), the expected answer to stdout")
     args = parser.parse_args()
     tok = AutoTokenizer.from_pretrained(args.model_dir)
-    for doc in make_documents(tok, len(KINDS), args.length, args.length, 0):
-        print("==", doc["kind"], len(doc["ids"]), "answer:", doc["answer"])
-        print(tok.decode(doc["ids"])[:300], "...", tok.decode(doc["ids"])[-200:])
+    if args.kind:
+        doc = make_document(tok, args.kind, args.length, random.Random(args.seed))
+        with open(args.prompt_out, "w") as f:
+            f.write(tok.decode(doc["prompt_ids"]))
+        print(doc["answer"])
+    else:
+        for doc in make_documents(tok, len(KINDS), args.length, args.length, args.seed):
+            print("==", doc["kind"], len(doc["ids"]), "answer:", doc["answer"])
+            print(tok.decode(doc["ids"])[:300], "...", tok.decode(doc["ids"])[-200:])

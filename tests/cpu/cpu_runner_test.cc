@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/cpu/cpu_model_runner.h"
+#include "engine/cpu/rmsnorm.h"
 #include "engine/model/model.h"
 #include "tests/cpu/dense_reference.h"
 #include "tests/cpu/paged_kv.h"
@@ -139,6 +140,63 @@ TEST_P(CpuRunnerPresetTest, BatchOfMixedSequencesMatchesEachAlone) {
     expected.insert(expected.end(), alone.begin() + first_row * vocab_, alone.end());
   }
   ExpectClose(out.logits, expected, 1e-5);
+}
+
+TEST_P(CpuRunnerPresetTest, CapturedLayersAreTheResidualStreamInCallerOrder) {
+  const ModelConfig& config = model_->config;
+  const int hidden = config.hidden_size, layers = config.num_layers;
+  const std::vector<int32_t> a = RandomTokens(12, vocab_, 51), b = RandomTokens(5, vocab_, 52);
+  PagedKv kv_a(runner_->kv_layout(), kMaxTokens, 53), kv_b(runner_->kv_layout(), kMaxTokens, 54);
+  // Sequence a decodes its last token beside b's whole prompt: every token comes back, a first.
+  BatchStep history;
+  history.sequences.push_back({.tokens = {a.begin(), a.end() - 1}, .block_table = kv_a.table()});
+  StepOutput out;
+  ASSERT_TRUE(runner_->Step(history, &out).ok());
+  EXPECT_TRUE(out.hidden.empty());
+  BatchStep step;
+  step.capture_layers = {layers, 0, 1};
+  step.sequences.push_back(
+      {.tokens = {b.begin(), b.end()}, .block_table = kv_b.table(), .all_logits = true});
+  step.sequences.push_back(
+      {.tokens = {a.back()}, .start_position = 11, .block_table = kv_a.table()});
+  ASSERT_TRUE(runner_->Step(step, &out).ok());
+  const size_t width = 3 * static_cast<size_t>(hidden);
+  ASSERT_EQ(out.hidden.size(), 6 * width);
+
+  const TensorView* embed = model_->weights.Find("model.embed_tokens.weight");
+  ASSERT_NE(embed, nullptr);
+  const TensorView* head = model_->weights.Find("lm_head.weight");
+  if (head == nullptr) head = embed;
+  const TensorView* norm = model_->weights.Find("model.norm.weight");
+  ASSERT_NE(norm, nullptr);
+  std::vector<float> norm_w(hidden);
+  for (int c = 0; c < hidden; ++c) norm_w[c] = norm->At(c);
+  const std::vector<int32_t> order = {b[0], b[1], b[2], b[3], b[4], a.back()};
+  const std::vector<size_t> logit_row = {0, 1, 2, 3, 4, 5};
+  for (size_t r = 0; r < order.size(); ++r) {
+    const float* row = out.hidden.data() + r * width;
+    // Slot 1 asked for layer 0: the token's embedding.
+    for (int c = 0; c < hidden; ++c) {
+      ASSERT_FLOAT_EQ(row[hidden + c], embed->At(int64_t{order[r]} * hidden + c)) << r;
+    }
+    // Slot 0 asked for the last layer's output: its final norm times the LM head is the logits.
+    std::vector<float> normed(hidden);
+    cpu::RmsNorm(row, norm_w.data(), normed.data(), 1, hidden,
+                 static_cast<float>(config.rms_norm_eps));
+    for (int v = 0; v < vocab_; v += 7) {
+      double logit = 0;
+      for (int c = 0; c < hidden; ++c)
+        logit += double(normed[c]) * head->At(int64_t{v} * hidden + c);
+      ASSERT_NEAR(out.logits[logit_row[r] * vocab_ + v], logit, 1e-3 + 1e-4 * std::abs(logit));
+    }
+  }
+  // Layer 1's input differs from the embedding (the first layer did something).
+  EXPECT_NE(std::vector<float>(out.hidden.begin() + hidden, out.hidden.begin() + 2 * hidden),
+            std::vector<float>(out.hidden.begin() + 2 * hidden, out.hidden.begin() + 3 * hidden));
+
+  step.capture_layers = {layers + 1};
+  const Status bad = runner_->Step(step, &out);
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument) << bad.ToString();
 }
 
 TEST_P(CpuRunnerPresetTest, SlidingWindowLimitsAttention) {

@@ -83,6 +83,11 @@ TEST_P(CudaRunnerParity, PrefillChunkedPrefillAndDecodeMatchCpu) {
     const double err = RelErr(l.cuda, l.cpu);
     worst = std::max(worst, err);
     EXPECT_LT(err, kTolerance) << what;
+    // Captured layer inputs come back in the caller's token order on both backends.
+    ASSERT_EQ(l.cpu_hidden.size(), l.cuda_hidden.size()) << what;
+    if (!l.cpu_hidden.empty()) {
+      EXPECT_LT(RelErr(l.cuda_hidden, l.cpu_hidden), kTolerance) << what;
+    }
   };
 
   ParityLogits logits;
@@ -93,9 +98,12 @@ TEST_P(CudaRunnerParity, PrefillChunkedPrefillAndDecodeMatchCpu) {
   };
   ASSERT_TRUE(run({{0, RandomTokens(37, vocab, rng), true}, {1, RandomTokens(20, vocab, rng)}}));
   ASSERT_EQ(logits.cpu.size(), size_t(38) * vocab);
+  EXPECT_TRUE(logits.cuda_hidden.empty());
   check(logits, "prefill");
 
-  // A prompt in chunks, each batched with decode tokens of the other sequences.
+  // A prompt in chunks, each batched with decode tokens of the other sequences, and the last
+  // layer's output, the embedding and a middle layer's input captured from here on.
+  h.set_capture_layers({config.num_layers, 0, config.num_layers / 2});
   const std::vector<int32_t> prompt = RandomTokens(41, vocab, rng);
   for (int begin = 0; begin < 41; begin += 16) {
     const std::vector<int32_t> chunk(prompt.begin() + begin,

@@ -72,6 +72,7 @@ ParityHarness::ParityHarness(const Model& model, int num_seqs, int capacity,
 
 Status ParityHarness::Step(const std::vector<StepPart>& parts, ParityLogits* out) {
   BatchStep cpu_batch, cuda_batch;
+  cpu_batch.capture_layers = cuda_batch.capture_layers = capture_layers_;
   for (const StepPart& part : parts) {
     SequenceStep step{.tokens = part.tokens,
                       .start_position = positions_[part.seq],
@@ -88,6 +89,8 @@ Status ParityHarness::Step(const std::vector<StepPart>& parts, ParityLogits* out
   for (const StepPart& part : parts) positions_[part.seq] += static_cast<int>(part.tokens.size());
   out->cpu = std::move(cpu_out.logits);
   out->cuda = std::move(cuda_out.logits);
+  out->cpu_hidden = std::move(cpu_out.hidden);
+  out->cuda_hidden = std::move(cuda_out.hidden);
   return Status::Ok();
 }
 

@@ -26,6 +26,7 @@ struct StepPart {
 
 struct ParityLogits {
   std::vector<float> cpu, cuda;
+  std::vector<float> cpu_hidden, cuda_hidden;  // StepOutput::hidden with capture layers set
 };
 
 class ParityHarness {
@@ -37,6 +38,8 @@ class ParityHarness {
   // Positions sequence `seq` holds so far.
   int position(int seq) const { return positions_[seq]; }
 
+  // Later steps capture these layers' inputs (BatchStep::capture_layers).
+  void set_capture_layers(std::vector<int> layers) { capture_layers_ = std::move(layers); }
   // Runs the parts as one batch on both backends; sequence positions advance.
   Status Step(const std::vector<StepPart>& parts, ParityLogits* out);
 
@@ -44,6 +47,7 @@ class ParityHarness {
   std::unique_ptr<cpu::CpuModelRunner> cpu_;
   std::unique_ptr<cuda::CudaModelRunner> cuda_;
   std::vector<int> positions_;
+  std::vector<int> capture_layers_;
   // Per sequence and layer: block pointers of each backend (device blocks in shuffled order).
   std::vector<std::vector<std::vector<std::byte*>>> cpu_tables_, cuda_tables_;
   std::vector<std::vector<float>> cpu_storage_;

@@ -1,5 +1,7 @@
 // The planner over simulated engine steps: chunked prefill, decode, recompute after preemption,
-// the dense fallback and the modes, against selections computed from scratch.
+// the dense fallback, the modes and the hidden-state input, against selections computed from
+// scratch. As in serving, each row carries its sequence's context: a prefill chunk's positions
+// are projected at the sequence's next step.
 #include "engine/specontext/specontext_planner.h"
 
 #include <gmock/gmock.h>
@@ -86,10 +88,10 @@ TEST_F(PlannerTest, ChunkedPrefillAndDecodeSelectLikeAWholeSequence) {
   std::vector<int32_t> longer = RandomTokens(rng, 25);  // sequence 1: sparse from the start
   std::vector<int32_t> shorter = RandomTokens(rng, 4);  // sequence 2: dense until S > 8
   // Prefill: sequence 1 in chunks of 10, 10, 5 beside sequence 2's whole prompt.
-  const std::vector<PlanRow> rows = {{1, AttentionMode::kDefault, 0},
-                                     {2, AttentionMode::kSpecontext, 0}};
+  std::vector<PlanRow> rows = {{1, AttentionMode::kDefault, 0}, {2, AttentionMode::kSpecontext, 0}};
   for (int chunk = 0; chunk < 3; ++chunk) {
     const int begin = chunk * 10, end = std::min(25, begin + 10);
+    rows[0].context = {longer.data(), size_t(begin)};
     BatchStep batch;
     batch.sequences.push_back(Step({longer.data() + begin, size_t(end - begin)}, begin));
     if (chunk == 0) {
@@ -100,13 +102,16 @@ TEST_F(PlannerTest, ChunkedPrefillAndDecodeSelectLikeAWholeSequence) {
     }
     for (const auto& s : batch.sequences) EXPECT_TRUE(s.sparse_positions.empty());
   }
-  EXPECT_EQ(planner->CachedPositions(1), 25);
-  EXPECT_EQ(planner->CachedPositions(2), 4);
+  // Each chunk's positions wait for the next step (their hidden inputs come after theirs).
+  EXPECT_EQ(planner->CachedPositions(1), 20);
+  EXPECT_EQ(planner->CachedPositions(2), 0);
 
   const SelectionOptions select{8, 1, 2};
   for (int step = 0; step < 8; ++step) {
     longer.push_back(RandomTokens(rng, 1)[0]);
     shorter.push_back(RandomTokens(rng, 1)[0]);
+    rows[0].context = {longer.data(), longer.size() - 1};
+    rows[1].context = {shorter.data(), shorter.size() - 1};
     BatchStep batch;
     batch.sequences.push_back(Step({&longer.back(), 1}, int32_t(longer.size() - 1)));
     batch.sequences.push_back(Step({&shorter.back(), 1}, int32_t(shorter.size() - 1)));
@@ -142,18 +147,24 @@ TEST_F(PlannerTest, RecomputeAfterPreemptionTruncates) {
   ASSERT_NE(planner, nullptr);
   std::mt19937 rng(5);
   const std::vector<int32_t> first = RandomTokens(rng, 20);
-  const PlanRow row{7, AttentionMode::kSpecontext, 0};
+  PlanRow row{7, AttentionMode::kSpecontext, 0};
   BatchStep batch;
-  batch.sequences.push_back(Step(first, 0));
+  batch.sequences.push_back(Step({first.data(), 16}, 0));
   ASSERT_TRUE(planner->Plan({&row, 1}, &batch).ok());
+  row.context = {first.data(), 16};
+  batch.sequences[0] = Step({first.data() + 16, 1}, 16);
+  ASSERT_TRUE(planner->Plan({&row, 1}, &batch).ok());
+  EXPECT_EQ(planner->CachedPositions(7), 17);
   // The recompute replays a prefix of 12 tokens and then different ones.
   std::vector<int32_t> tokens(first.begin(), first.begin() + 12);
+  row.context = {first.data(), 8};
   batch.sequences[0] = Step({first.data() + 8, 4}, 8);
   ASSERT_TRUE(planner->Plan({&row, 1}, &batch).ok());
-  EXPECT_EQ(planner->CachedPositions(7), 12);
+  EXPECT_EQ(planner->CachedPositions(7), 8);
   const std::vector<int32_t> more = RandomTokens(rng, 3);
   for (int32_t token : more) {
     tokens.push_back(token);
+    row.context = {tokens.data(), tokens.size() - 1};
     batch.sequences[0] = Step({&tokens.back(), 1}, int32_t(tokens.size() - 1));
     ASSERT_TRUE(planner->Plan({&row, 1}, &batch).ok());
     EXPECT_EQ(batch.sequences[0].sparse_positions, Expected(tokens, {6, 0, 1}));
@@ -174,10 +185,11 @@ TEST_F(PlannerTest, LowSelectedMassFallsBackToDense) {
     options.fallback_mass_threshold = threshold;
     auto planner = MakePlanner(options);
     ASSERT_NE(planner, nullptr);
-    const PlanRow row{1, AttentionMode::kDefault, 0};
+    PlanRow row{1, AttentionMode::kDefault, 0};
     BatchStep batch;
     batch.sequences.push_back(Step({tokens.data(), 29}, 0));
     ASSERT_TRUE(planner->Plan({&row, 1}, &batch).ok());
+    row.context = {tokens.data(), 29};
     batch.sequences[0] = Step({&tokens[29], 1}, 29);
     ASSERT_TRUE(planner->Plan({&row, 1}, &batch).ok());
     // Four of thirty positions never carry all of the mass.
@@ -198,12 +210,13 @@ TEST_F(PlannerTest, ModesAndPerRequestBudgets) {
   ASSERT_NE(planner, nullptr);
   std::mt19937 rng(2);
   const std::vector<int32_t> tokens = RandomTokens(rng, 12);
-  const std::vector<PlanRow> rows = {{1, AttentionMode::kDefault, 0},
-                                     {2, AttentionMode::kSpecontext, 5},
-                                     {3, AttentionMode::kDense, 5}};
+  std::vector<PlanRow> rows = {{1, AttentionMode::kDefault, 0},
+                               {2, AttentionMode::kSpecontext, 5},
+                               {3, AttentionMode::kDense, 5}};
   BatchStep batch;
   for (int i = 0; i < 3; ++i) batch.sequences.push_back(Step({tokens.data(), 11}, 0));
   ASSERT_TRUE(planner->Plan(rows, &batch).ok());
+  for (PlanRow& row : rows) row.context = {tokens.data(), 11};
   for (auto& s : batch.sequences) s = Step({&tokens[11], 1}, 11);
   batch.sequences[0].sparse_positions = {{1}};  // stale input is cleared
   ASSERT_TRUE(planner->Plan(rows, &batch).ok());
@@ -225,13 +238,15 @@ TEST_F(PlannerTest, InvalidOptionsAndHiddenStateWithoutHiddenPath) {
   bad.fallback_mass_threshold = 1.5;
   EXPECT_FALSE(SpecontextPlanner::Create(*head_, bad).ok());
   EXPECT_FALSE(SpecontextPlanner::Create(nullptr, {}).ok());
+  // A head without the hidden path asks for no states and ignores any it is given.
   auto planner = MakePlanner({});
   ASSERT_NE(planner, nullptr);
-  EXPECT_EQ(planner->SetFusedHidden(1, std::vector<float>(192)).code(),
-            StatusCode::kFailedPrecondition);
+  const PlanRow row{1, AttentionMode::kSpecontext, 0};
+  EXPECT_TRUE(planner->HiddenLayers({&row, 1}).empty());
+  EXPECT_TRUE(planner->ObserveHidden(1, 0, std::vector<float>(192)).ok());
 }
 
-TEST_F(PlannerTest, FusedHiddenStateReachesTheNextDecodeToken) {
+TEST_F(PlannerTest, HiddenStatesOfThePreviousPositionFeedTheHead) {
   std::string error;
   const std::string& dir = testing::Eagle3FixtureDir(&error);
   if (dir.empty()) GTEST_SKIP() << error;
@@ -240,35 +255,76 @@ TEST_F(PlannerTest, FusedHiddenStateReachesTheNextDecodeToken) {
   auto loaded = RetrievalHead::Load(dir + "/midlayer-f32", *target_, head_options);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   std::shared_ptr<const RetrievalHead> head = std::move(loaded).value();
-  std::mt19937 rng(4);
-  const std::vector<int32_t> tokens = RandomTokens(rng, 12);
-  std::vector<float> fused(head->fused_hidden_size());
-  std::normal_distribution<float> normal(0.0f, 3.0f);
-  for (float& v : fused) v = normal(rng);
+  const int width = head->fused_hidden_size();
+  const int layers = target_->config.num_layers;
+  // The checkpoint names no layers: low / middle / high of this 2-layer target.
+  ASSERT_EQ(layers, 2);
+  EXPECT_EQ(head->aux_layer_ids(), (std::vector<int>{2, 1, 0}));
 
-  // Same tokens, with and without the hidden state on the last one: the selections differ only
-  // through the hidden state's q and k.
-  std::vector<std::vector<std::vector<int32_t>>> picks;
-  for (bool with_hidden : {false, true}) {
-    SpecontextPlannerOptions options;
-    options.budget = 3;
-    options.sink_tokens = 0;  // tiny budgets: the head ranks every position
-    auto planner = SpecontextPlanner::Create(head, options);
-    ASSERT_TRUE(planner.ok());
-    const PlanRow row{1, AttentionMode::kSpecontext, 0};
+  std::mt19937 rng(4);
+  const std::vector<int32_t> tokens = RandomTokens(rng, 24);
+  std::vector<float> states(tokens.size() * width);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (float& v : states) v = normal(rng);
+
+  SpecontextPlannerOptions options;
+  options.budget = 5;
+  options.sink_tokens = 0;  // tiny budgets: the head ranks every position
+  options.server_mode = AttentionMode::kDense;
+  auto planner = SpecontextPlanner::Create(head, options);
+  ASSERT_TRUE(planner.ok());
+  PlanRow row{1, AttentionMode::kSpecontext, 0};
+  EXPECT_EQ((*planner)->HiddenLayers({&row, 1}), head->aux_layer_ids());
+  const PlanRow dense{2, AttentionMode::kDefault, 0};
+  EXPECT_TRUE((*planner)->HiddenLayers({&dense, 1}).empty());
+
+  // Positions [0, 8) came from the prefix cache (no states); the engine ran [8, 20) in two
+  // chunks and hands over their states after each step, then decodes 20..23.
+  const auto observe = [&](int start, int n) {
+    return (*planner)->ObserveHidden(1, start,
+                                     {states.data() + size_t(start) * width, size_t(n) * width});
+  };
+  for (auto [start, n] : {std::pair{8, 7}, std::pair{15, 5}}) {
+    row.context = {tokens.data(), size_t(start)};
     BatchStep batch;
-    batch.sequences.push_back(Step({tokens.data(), 11}, 0));
+    batch.sequences.push_back(Step({tokens.data() + start, size_t(n)}, start));
     ASSERT_TRUE((*planner)->Plan({&row, 1}, &batch).ok());
-    EXPECT_EQ((*planner)->SetFusedHidden(1, std::vector<float>(5)).code(),
-              StatusCode::kInvalidArgument);
-    if (with_hidden) {
-      ASSERT_TRUE((*planner)->SetFusedHidden(1, fused).ok());
-    }
-    batch.sequences[0] = Step({&tokens[11], 1}, 11);
-    ASSERT_TRUE((*planner)->Plan({&row, 1}, &batch).ok());
-    picks.push_back(batch.sequences[0].sparse_positions);
+    ASSERT_TRUE(observe(start, n).ok());
   }
-  EXPECT_NE(picks[0], picks[1]);
+  EXPECT_EQ(observe(3, 5).ok(), true);  // an older range replaces nothing it should not
+  ASSERT_TRUE(observe(8, 12).ok());
+  EXPECT_EQ((*planner)->ObserveHidden(1, 20, std::vector<float>(5)).code(),
+            StatusCode::kInvalidArgument);
+
+  // From scratch: position t reads the state of t - 1, zeros where the engine had none.
+  std::vector<float> inputs(tokens.size() * width, 0.0f);
+  for (size_t t = 9; t < tokens.size(); ++t) {
+    std::copy_n(states.begin() + (t - 1) * width, width, inputs.begin() + t * width);
+  }
+  auto& pool = cpu::ThreadPool::Shared();
+  for (int pos = 20; pos < 24; ++pos) {
+    row.context = {tokens.data(), size_t(pos)};
+    BatchStep batch;
+    batch.sequences.push_back(Step({&tokens[pos], 1}, pos));
+    ASSERT_TRUE((*planner)->Plan({&row, 1}, &batch).ok());
+    ASSERT_TRUE(observe(pos, 1).ok());
+
+    const int n = pos + 1;
+    std::vector<float> k(n * head->num_kv_heads() * head->head_dim());
+    std::vector<float> q(head->num_heads() * head->head_dim());
+    ASSERT_TRUE(head->Project({tokens.data(), size_t(n)}, 0, {inputs.data(), size_t(n) * width},
+                              nullptr, k.data(), pool)
+                    .ok());
+    ASSERT_TRUE(head->Project({&tokens[pos], 1}, pos,
+                              {inputs.data() + size_t(pos) * width, size_t(width)}, q.data(),
+                              nullptr, pool)
+                    .ok());
+    HeadKvCache cache(head->num_kv_heads(), head->head_dim());
+    cache.Append(k.data(), n);
+    Selection want;
+    ASSERT_TRUE(SelectPositions(q, head->num_heads(), cache, {5, 0, 1}, pool, &want).ok());
+    EXPECT_EQ(batch.sequences[0].sparse_positions, want.positions) << "position " << pos;
+  }
 }
 
 }  // namespace

@@ -13,23 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "engine/model/default_model_path.h"
 #include "engine/specontext/retrieval_head.h"
 #include "engine/specontext/selector.h"
 
 namespace specontext {
 namespace {
 
-std::string DefaultModelDir() {
-  if (const char* cache = std::getenv("SPECONTEXT_CACHE")) {
-    return std::string(cache) + "/models/SmolLM2-135M-Instruct";
-  }
-  const char* home = std::getenv("HOME");
-  return std::string(home != nullptr ? home : ".") +
-         "/.cache/specontext/models/SmolLM2-135M-Instruct";
-}
-
 TEST(ShippedDraft, LoadsAgainstTheDefaultModelAndProjects) {
-  const std::string target_dir = DefaultModelDir();
+  const std::string target_dir = DefaultModelPath();
   if (!std::filesystem::exists(target_dir + "/config.json")) {
     GTEST_SKIP() << "the default model is not prepared at " << target_dir;
   }
