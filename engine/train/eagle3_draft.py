@@ -62,7 +62,7 @@ class Attention(nn.Module):
         b, s, _ = a.shape
         q, k = self.qk(a, cos, sin)
         v = self.v_proj(a).view(b, s, self.nkv, self.hd).transpose(1, 2)
-#Expanded KV heads rather than enable_gqa, so the fused(flash) kernel always applies.
+        # Expanded KV heads rather than enable_gqa, so the fused (flash) kernel always applies.
         groups = self.nh // self.nkv
         out = F.scaled_dot_product_attention(q, k.repeat_interleave(groups, 1),
                                              v.repeat_interleave(groups, 1), is_causal=True)
@@ -131,8 +131,8 @@ def shift_fused(fused):
 
 
 def aux_layer_ids(num_layers):
-#Indices into transformers' output_hidden_states (0 = embeddings), i.e. the input of that
-#layer : SafeAILab 's and vLLM' s low / middle / high choice.
+    # Indices into transformers' output_hidden_states (0 = embeddings), i.e. the input of that
+    # layer: SafeAILab's and vLLM's low / middle / high choice.
     return [2, num_layers // 2, num_layers - 3]
 
 

@@ -1,11 +1,8 @@
-""
-    "Training data for the draft, cached in one file (data.pt):
+"""Training data for the draft, cached in one file (data.pt):
 
-    - "short"
-    : text the target generates itself(sampled, temperature 0.8, top - p 0.95) from varied prompts
-    : chat prompts through its chat template,
-    and plain - text openings;
-- "long":synthetic retrieval documents(synthetic_docs.py)of-- long - min..--long - max tokens;
+- "short": text the target generates itself (sampled, temperature 0.8, top-p 0.95) from varied
+  prompts: chat prompts through its chat template, and plain-text openings;
+- "long": synthetic retrieval documents (synthetic_docs.py) of --long-min..--long-max tokens;
 - "d2t"/"t2d": the draft vocabulary, the --draft-vocab most frequent target tokens over both.
 
     python3 make_data.py --target DIR --out data.pt [--sequences 384 --new-tokens 384 ...]
@@ -85,7 +82,7 @@ def self_generate(target, tokenizer, prompt_ids, new_tokens, batch, device):
 def draft_vocab(seqs, vocab_size, size):
     counts = collections.Counter(t for s in seqs for t in s)
     chosen = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
-#Fill up with the lowest unused ids when the data has fewer distinct tokens.
+    # Fill up with the lowest unused ids when the data has fewer distinct tokens.
     taken = set(chosen)
     filler = (t for t in range(vocab_size) if t not in taken)
     while len(chosen) < size:

@@ -6,31 +6,33 @@ variant(s), with transformers (greedy).
 The variant directory links the base weights (no copy). The config uses transformers 5's
 "rope_parameters" (rope_type yarn, factor, original_max_position_embeddings, rope_theta), which
 engine/model/model_config.cc also reads. With --finetune-seconds > 0 the tuned q_proj/k_proj
-tensors (bf16, ~27 MB for SmolLM2-135M) are written as a delta file;
-the full weights(540 MB in f32) are too large to bring back.Apply a delta with-- apply -
-    delta
-        .
+tensors (bf16, ~27 MB for SmolLM2-135M) are written as a delta file; the full weights (540 MB in
+f32) are too large to bring back. Apply a delta with --apply-delta.
 
-    python3 make_long_context_target.py-- target DIR-- variant DIR-- out
-    -
-    json passkey
-        .json[--finetune - seconds 150][--lengths 4096, 8192, 16384, 32768][--samples 5] python3
-    make_long_context_target.py-- apply
-    -
-    delta DELTA-- target DIR-- variant DIR
-    ""
-    "
-    import argparse import json import os import random import shutil import time
+    python3 make_long_context_target.py --target DIR --variant DIR --out-json passkey.json
+        [--finetune-seconds 150] [--lengths 4096,8192,16384,32768] [--samples 5]
+    python3 make_long_context_target.py --apply-delta DELTA --target DIR --variant DIR
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import time
 
-    import torch
+import torch
 
-    import synthetic_docs
+import synthetic_docs
 
-    TUNED = ("self_attn.q_proj.weight", "self_attn.k_proj.weight")
+TUNED = ("self_attn.q_proj.weight", "self_attn.k_proj.weight")
 
-                def write_variant(base, variant, factor)
-    : os.makedirs(variant, exist_ok = True) with open(os.path.join(base, "config.json")) as f
-    : config = json.load(f) params = config.get("rope_parameters") or {}
+
+
+def write_variant(base, variant, factor):
+    os.makedirs(variant, exist_ok=True)
+    with open(os.path.join(base, "config.json")) as f:
+        config = json.load(f)
+    params = config.get("rope_parameters") or {}
     theta = params.get("rope_theta", config.get("rope_theta", 10000.0))
     original = config["max_position_embeddings"]
     config.pop("rope_scaling", None)
@@ -83,7 +85,7 @@ def finetune(model, tokenizer, args, log):
             tokenizer, synthetic_docs.KINDS[step % len(synthetic_docs.KINDS)],
             rng.randint(args.finetune_len // 2, args.finetune_len), rng)
         ids = torch.tensor([doc["ids"]], device=device)
-#Weight the answer 10x : it is the only part that needs long - range retrieval.
+        # Weight the answer 10x: it is the only part that needs long-range retrieval.
         weights = torch.ones(ids.shape[1] - 1, device=device)
         weights[len(doc["prompt_ids"]) - 1:] = 10.0
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16):

@@ -19,7 +19,7 @@ import sys
 
 
 def convert_with_bundle(bundle, gguf, out):
-#-- bundle is the bundle's root, or a specontext executable itself.
+    # --bundle is the bundle's root, or a specontext executable itself.
     exe = bundle if os.path.isfile(bundle) else os.path.join(bundle, "bin", "specontext")
     lib = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(exe))), "lib")
     env = dict(os.environ)
@@ -41,8 +41,8 @@ def convert_with_transformers(gguf, out):
     folder, name = os.path.dirname(os.path.abspath(gguf)), os.path.basename(gguf)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-#A GGUF - loaded model refuses save_pretrained(it counts as quantized); its weights are
-#already dequantized, so a plain model of the same config takes them as they are.
+    # A GGUF-loaded model refuses save_pretrained (it counts as quantized); its weights are
+    # already dequantized, so a plain model of the same config takes them as they are.
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config

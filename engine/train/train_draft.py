@@ -1,8 +1,6 @@
-""
-    "Distils an EAGLE-3 draft from the target (see docs/training.md).
+"""Distils an EAGLE-3 draft from the target (see docs/training.md).
 
-    Each step runs the frozen
-    target(bf16) on either a batch of its own generated text (even steps)
+Each step runs the frozen target (bf16) on either a batch of its own generated text (even steps)
 or one long synthetic retrieval document (odd steps), and trains the draft (fp32 weights, bf16
 autocast) to match the target's next-token distribution renormalised over the draft vocabulary
 (soft cross-entropy). Training-time test is reduced to one step: the draft always sees the
