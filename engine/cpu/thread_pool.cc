@@ -1,8 +1,8 @@
 #include "engine/cpu/thread_pool.h"
 
-#include <sched.h>
-
 #include <algorithm>
+
+#include "common/usable_cpus.h"
 
 namespace specontext::cpu {
 
@@ -18,18 +18,6 @@ ThreadPool::~ThreadPool() {
   wake_.notify_all();
   for (std::thread& t : workers_) t.join();
 }
-
-namespace {
-
-// The CPUs this process may run on (taskset, a container's cpuset), not all the machine has:
-// more threads than CPUs only take turns, and each ParallelFor then waits on the slowest.
-int UsableCpus() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
-}  // namespace
 
 ThreadPool& ThreadPool::Shared() {
   static ThreadPool pool(UsableCpus());

@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/usable_cpus.h"
+
 namespace specontext {
 namespace {
 
@@ -75,8 +77,7 @@ void FillRandom(std::span<const FillJob> jobs) {
       FillRange(*pieces[i].job, pieces[i].begin, pieces[i].end);
     }
   };
-  const size_t threads =
-      std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), pieces.size());
+  const size_t threads = std::min<size_t>(static_cast<size_t>(UsableCpus()), pieces.size());
   std::vector<std::jthread> pool;
   for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
