@@ -37,25 +37,29 @@ Status ValidateTokens(std::span<const int32_t> tokens, size_t vocab, const char*
   return Status::Ok();
 }
 
-// NaN or +inf means the forward pass diverged; -inf is a legitimate mask.
+// NaN or +inf means the forward pass diverged; -inf is a legitimate mask. One branch-free pass
+// (it runs on every row of every step); only a bad row is searched again for the culprit.
 Status ValidateLogits(std::span<const float> logits) {
   if (logits.empty()) return InvalidArgument("empty logits row");
-  bool any_finite = false;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    if (std::isnan(logits[i]) || logits[i] == INFINITY) {
-      return Internal("logits row holds a non-finite value (" + std::to_string(logits[i]) +
-                      ") at token " + std::to_string(i));
-    }
-    any_finite = any_finite || logits[i] != -INFINITY;
+  bool bad = false, any_finite = false;
+  for (float l : logits) {
+    bad |= !(l < INFINITY);  // NaN compares false
+    any_finite |= l > -INFINITY;
+  }
+  if (bad) {
+    const auto it =
+        std::find_if(logits.begin(), logits.end(), [](float l) { return !(l < INFINITY); });
+    return Internal("logits row holds a non-finite value (" + std::to_string(*it) + ") at token " +
+                    std::to_string(it - logits.begin()));
   }
   if (!any_finite) return Internal("every logit is -inf: no token can be sampled");
   return Status::Ok();
 }
 
-double LogSumExp(std::span<const float> logits) {
-  const float max_logit = *std::max_element(logits.begin(), logits.end());
+// Terms in float (each within an ulp, and half the cost of double exp), summed in double.
+double LogSumExp(std::span<const float> logits, float max_logit) {
   double total = 0.0;
-  for (float l : logits) total += std::exp(static_cast<double>(l) - max_logit);
+  for (float l : logits) total += std::exp(l - max_logit);
   return max_logit + std::log(total);
 }
 
@@ -73,8 +77,19 @@ std::vector<TokenLogprob> TopLogprobs(std::span<const float> logits, double log_
   return top;
 }
 
+// The lowest index of the largest value (no NaN: ValidateLogits ran). Eight running maxima
+// instead of one break the compare chain a 150K-entry row would otherwise wait on.
 int32_t Argmax(std::span<const float> logits) {
-  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  constexpr size_t kLanes = 8;
+  float lanes[kLanes];
+  std::fill(lanes, lanes + kLanes, -INFINITY);
+  size_t i = 0;
+  for (; i + kLanes <= logits.size(); i += kLanes) {
+    for (size_t j = 0; j < kLanes; ++j) lanes[j] = std::max(lanes[j], logits[i + j]);
+  }
+  float best = *std::max_element(lanes, lanes + kLanes);
+  for (; i < logits.size(); ++i) best = std::max(best, logits[i]);
+  return static_cast<int32_t>(std::find(logits.begin(), logits.end(), best) - logits.begin());
 }
 
 }  // namespace
@@ -104,23 +119,27 @@ Result<SampleResult> Sampler::Sample(std::span<const float> logits, const Sampli
   std::vector<float> work(logits.begin(), logits.end());
   MaskEarlyStop(work, params, history, eos_token_ids_);
   ApplyPenalties(work, params, history);
-  if (*std::max_element(work.begin(), work.end()) == -INFINITY) {
+  const int32_t best = Argmax(work);
+  if (work[best] == -INFINITY) {
     return FailedPrecondition("every token is masked (min_tokens with only stop tokens left)");
   }
 
   SampleResult result;
   if (params.temperature < kGreedyTemperature) {
-    result.token = Argmax(work);
+    result.token = best;
   } else {
     for (float& l : work) l /= params.temperature;
     const std::vector<Candidate> candidates = TruncatedDistribution(work, params);
     result.token = DrawFrom(candidates, UniformDraw(history.seed, history.generated_tokens.size()));
   }
 
-  const double log_z = LogSumExp(logits);
-  result.logprob = static_cast<float>(logits[result.token] - log_z);
-  if (params.logprobs && params.top_logprobs > 0) {
-    result.top_logprobs = TopLogprobs(logits, log_z, params.top_logprobs);
+  // The normaliser costs an exp per vocabulary entry: only for requests that report logprobs.
+  if (params.logprobs) {
+    const double log_z = LogSumExp(logits, logits[Argmax(logits)]);
+    result.logprob = static_cast<float>(logits[result.token] - log_z);
+    if (params.top_logprobs > 0) {
+      result.top_logprobs = TopLogprobs(logits, log_z, params.top_logprobs);
+    }
   }
   result.finish = FinishFor(result.token, params, history);
   return result;

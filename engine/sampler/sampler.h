@@ -35,7 +35,9 @@ enum class FinishReason { kNone, kStop, kLength, kAbort, kError };
 
 struct SampleResult {
   int32_t token = -1;
-  float logprob = 0.0f;  // of `token` under the raw model distribution (step 1 above)
+  // Of `token` under the raw model distribution (step 1 above); filled only when
+  // params.logprobs is set (the normaliser costs an exp per vocabulary entry).
+  float logprob = 0.0f;
   // The params.top_logprobs most likely tokens of the raw distribution, most likely first
   // (filled only when params.logprobs is set).
   std::vector<TokenLogprob> top_logprobs;

@@ -33,17 +33,28 @@ std::vector<Candidate> TruncatedDistribution(std::span<const float> scaled_logit
     const float la = scaled_logits[a.token], lb = scaled_logits[b.token];
     return la != lb ? la > lb : a.token < b.token;
   };
-  // Only top-p needs the whole order; top-k sorts k elements, and plain sampling none (a full
-  // sort of a 150K vocabulary per token would dominate the step).
-  if (params.top_k > 0 && static_cast<size_t>(params.top_k) < candidates.size()) {
+  // Top-k sorts k elements and plain sampling none (a full sort of a 150K vocabulary per token
+  // would dominate the step). Top-p needs the order only as far as its nucleus reaches: sorted
+  // prefixes grow until one holds top_p of the mass, and a partial sort orders its prefix
+  // exactly as a full sort would.
+  const bool top_k_cut = params.top_k > 0 && static_cast<size_t>(params.top_k) < candidates.size();
+  if (top_k_cut) {
     std::partial_sort(candidates.begin(), candidates.begin() + params.top_k, candidates.end(),
                       by_logit);
     candidates.resize(params.top_k);
-  } else if (params.top_p < 1.0f) {
-    std::sort(candidates.begin(), candidates.end(), by_logit);
   }
   if (candidates.empty()) return candidates;
   SoftmaxInPlace(candidates, scaled_logits);
+  if (params.top_p < 1.0f && !top_k_cut) {
+    for (size_t sorted = std::min<size_t>(64, candidates.size());; sorted *= 4) {
+      sorted = std::min(sorted, candidates.size());
+      std::partial_sort(candidates.begin(), candidates.begin() + sorted, candidates.end(),
+                        by_logit);
+      double mass = 0.0;
+      for (size_t i = 0; i < sorted; ++i) mass += candidates[i].prob;
+      if (mass >= params.top_p || sorted == candidates.size()) break;
+    }
+  }
 
   if (params.top_p < 1.0f) {
     double before = 0.0;

@@ -2,7 +2,9 @@
 // every malformed input as an error value.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "engine/sampler/sampler.h"
@@ -51,12 +53,19 @@ std::vector<double> Frequencies(const std::vector<float>& logits, const Sampling
 }
 
 TEST(SamplerTest, GreedyPicksArgmaxAndReportsRawLogprob) {
-  auto r = SampleOnce({1.0f, 3.0f, 2.0f, 0.0f}, Greedy());
+  SamplingParams p = Greedy();
+  p.logprobs = true;
+  auto r = SampleOnce({1.0f, 3.0f, 2.0f, 0.0f}, p);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->token, 1);
   const double log_z = std::log(std::exp(1.0) + std::exp(3.0) + std::exp(2.0) + std::exp(0.0));
   EXPECT_NEAR(r->logprob, 3.0 - log_z, 1e-6);
   EXPECT_EQ(r->finish, FinishReason::kNone);
+  // Without logprobs asked for, none is computed.
+  r = SampleOnce({1.0f, 3.0f, 2.0f, 0.0f}, Greedy());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->token, 1);
+  EXPECT_EQ(r->logprob, 0.0f);
 }
 
 TEST(SamplerTest, GreedyTieGoesToLowestId) {
@@ -166,6 +175,7 @@ TEST(SamplerTest, MinTokensMasksEosAndStopIdsUntilReached) {
   SamplingParams p = Greedy();
   p.min_tokens = 2;
   p.stop_token_ids = {2};
+  p.logprobs = true;
   EXPECT_EQ(TokenOf(logits, p, {}, {0}), 1);
   auto r = SampleOnce(logits, p, {}, {0, 0});
   ASSERT_TRUE(r.ok());
@@ -241,6 +251,42 @@ TEST(SamplerTest, MalformedInputsAreErrors) {
   p = Random();
   p.temperature = NAN;
   EXPECT_FALSE(SampleOnce({0.0f, 1.0f}, p).ok());
+}
+
+TEST(SamplerTest, TopPNucleusBeyondTheFirstSortedPrefixMatchesAFullSort) {
+  // 3000 near-flat logits with ties: the nucleus spans thousands of tokens, so the sorted prefix
+  // must grow several times, and ties must still go to the lower id.
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> level(0, 400);
+  std::vector<float> logits(3000);
+  for (float& l : logits) l = 0.01f * static_cast<float>(level(rng));
+  for (float top_p : {0.3f, 0.9f, 0.999f}) {
+    SamplingParams p;
+    p.top_p = top_p;
+    const std::vector<Candidate> got = TruncatedDistribution(logits, p);
+
+    std::vector<int32_t> order(logits.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
+    });
+    const float max_logit = logits[order[0]];
+    double total = 0.0;
+    for (float l : logits) total += std::exp(static_cast<double>(l) - max_logit);
+    size_t keep = 0;
+    double mass = 0.0;
+    while (keep < order.size() && mass < top_p) {
+      mass += std::exp(static_cast<double>(logits[order[keep++]]) - max_logit) / total;
+    }
+    ASSERT_GT(keep, 64u) << top_p;
+    ASSERT_EQ(got.size(), keep) << top_p;
+    for (size_t i = 0; i < keep; ++i) {
+      ASSERT_EQ(got[i].token, order[i]) << top_p << " rank " << i;
+      const double want =
+          std::exp(static_cast<double>(logits[order[i]]) - max_logit) / total / mass;
+      ASSERT_NEAR(got[i].prob, want, 1e-9) << top_p << " rank " << i;
+    }
+  }
 }
 
 }  // namespace
