@@ -185,12 +185,28 @@ Status CudaSpecontextPlanner::Plan(std::span<const PlanRow> rows, BatchStep* bat
     return InvalidArgument("specontext planner: one plan row per batch sequence is required");
   }
   const auto start = std::chrono::steady_clock::now();
+  // Prepare sizes the head caches before their positions are projected: a failure later in the
+  // step must not leave them claiming positions that hold no K.
+  std::vector<int64_t> projected(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    projected[i] =
+        std::min<int64_t>(cache_.Length(rows[i].seq_id), batch->sequences[i].start_position);
+  }
   Work catch_up;
   Result<Work> work = Prepare(rows, *batch, &catch_up);
   Status status = work.status();
   if (status.ok() && catch_up.total_tokens > 0) status = Project(catch_up);
   if (status.ok() && work->total_tokens > 0) status = Project(*work);
   if (status.ok() && work->selecting > 0) status = Select(*work, *batch);
+  if (!status.ok()) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (cache_.Length(rows[i].seq_id) > projected[i]) {
+        // Shrinking cannot fail. The hidden states these positions would have read may be gone:
+        // a re-plan projects them with zeros there.
+        (void)cache_.Resize(rows[i].seq_id, projected[i]);
+      }
+    }
+  }
   counters_.retrieval_seconds +=
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return status;
