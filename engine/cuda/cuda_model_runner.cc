@@ -273,29 +273,20 @@ Status CudaModelRunner::CaptureHidden(int layer, int rows) {
   return Status::Ok();
 }
 
-Status CudaModelRunner::FetchHidden(const BatchStep& batch, int rows, std::vector<float>* hidden) {
+Status CudaModelRunner::FetchHidden(const BatchStep& batch, const StepShape& shape,
+                                    std::vector<float>* hidden) {
   const size_t width = capture_layers_.size() * config_.hidden_size;
-  std::vector<uint16_t> packed(static_cast<size_t>(rows) * width);
+  std::vector<uint16_t> packed(static_cast<size_t>(shape.rows) * width);
   SPC_CUDA(cudaMemcpyAsync(packed.data(), ws_.hidden.data(), packed.size() * 2,
                            cudaMemcpyDeviceToHost, stream_));
   SPC_CUDA(cudaStreamSynchronize(stream_));
-  // Packed order (StepInputs): one-token sequences first, then the prefill chunks.
-  std::vector<size_t> first_row(batch.sequences.size());
-  size_t row = 0, tokens = 0;
-  for (int pass = 0; pass < 2; ++pass) {
-    for (size_t s = 0; s < batch.sequences.size(); ++s) {
-      const size_t n = batch.sequences[s].tokens.size();
-      if ((n == 1) != (pass == 0)) continue;
-      first_row[s] = row;
-      row += n;
-      tokens += n;
-    }
-  }
+  size_t tokens = 0;
+  for (const SequenceStep& seq : batch.sequences) tokens += seq.tokens.size();
   hidden->resize(tokens * width);
   size_t out_row = 0;
   for (size_t s = 0; s < batch.sequences.size(); ++s) {
     for (size_t i = 0; i < batch.sequences[s].tokens.size(); ++i, ++out_row) {
-      const uint16_t* src = packed.data() + (first_row[s] + i) * width;
+      const uint16_t* src = packed.data() + (shape.first_row[s] + i) * width;
       std::transform(src, src + width, hidden->data() + out_row * width, Bf16ToFloat);
     }
   }
@@ -421,7 +412,7 @@ Status CudaModelRunner::Step(const BatchStep& batch, StepOutput* out) {
     }
   }
   if (capture_layers_.empty()) return Status::Ok();
-  return FetchHidden(batch, shape.rows, &out->hidden);
+  return FetchHidden(batch, shape, &out->hidden);
 }
 
 Result<std::unique_ptr<ModelRunner>> CreateCudaModelRunner(const Model& model,

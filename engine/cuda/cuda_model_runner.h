@@ -86,7 +86,7 @@ class CudaModelRunner : public ModelRunner {
   // The copy of the residual stream entering `layer` for every capture slot that asks for it.
   Status CaptureHidden(int layer, int rows);
   // StepOutput::hidden in the caller's token order, from the packed rows.
-  Status FetchHidden(const BatchStep& batch, int rows, std::vector<float>* hidden);
+  Status FetchHidden(const BatchStep& batch, const StepShape& shape, std::vector<float>* hidden);
   Status CaptureDecodeGraph(const StepShape& shape, cudaGraphExec_t* exec);
   Status RunDecodeGraph(const StepShape& shape);
   void DropGraphs();

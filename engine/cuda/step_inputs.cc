@@ -163,7 +163,8 @@ Result<StepShape> StepInputs::Pack(const BatchStep& batch, const KvLayout& layou
   float* inv_freq = At<float>(host_, sec.inv_freq);
   void** tables = At<void*>(host_, sec.tables);
 
-  std::vector<int> first_row(seqs.size());
+  std::vector<int>& first_row = shape.first_row;
+  first_row.assign(seqs.size(), 0);
   int row = 0;
   // Graph steps are pure decode, so padding never separates decode from prefill rows and a
   // sequence's packed index is its place in `order`.

@@ -30,7 +30,8 @@ struct StepShape {
   int logit_rows = 0;              // LM-head rows computed, padding included
   int returned_rows = 0;           // rows of logits the caller gets
   bool per_sequence_rope = false;  // dynamic NTK: inverse frequencies differ per sequence
-  std::vector<int> seq_rows;  // with per_sequence_rope: first row of each packed sequence, + end
+  std::vector<int> seq_rows;   // with per_sequence_rope: first row of each packed sequence, + end
+  std::vector<int> first_row;  // per sequence in the caller's order: its first packed row
 };
 
 // Device arrays of the current step (see StepShape for their lengths).
