@@ -1,5 +1,5 @@
-// The engine's batch contract: plain arrays in, logits out. The scheduler fills it; the engine
-// never sees requests, sockets or JSON.
+// The engine's batch contract: plain arrays in, logits (or summaries of them) out. The scheduler
+// fills it; the engine never sees requests, sockets or JSON.
 #pragma once
 
 #include <cstddef>
@@ -22,19 +22,47 @@ struct SequenceStep {
   std::vector<std::vector<int32_t>> sparse_positions;
 };
 
+// Asks a runner for a summary of each returned logits row instead of the whole row, so a GPU
+// backend sends a few KB per row to the host rather than the vocabulary (sampler.h says how a
+// token is drawn from a summary). Runners that cannot summarise return whole rows.
+struct LogitsSummaryRequest {
+  int top_k = 0;  // 0: whole rows; else the largest top_k logits of each row
+  // Per returned row: the temperature of LogitsSummary::sum_scaled, and the tokens whose logits
+  // are gathered (those a penalty or a mask changes).
+  std::vector<float> temperatures;
+  std::vector<std::vector<int32_t>> gather;
+};
+
 struct BatchStep {
   std::vector<SequenceStep> sequences;
+  LogitsSummaryRequest summary;
   // Residual-stream states to hand back (StepOutput::hidden): the input of each listed decoder
   // layer (0 is the embedding, num_layers the last layer's output before the final norm). The
   // SpeContext retrieval head reads them (EAGLE-3's low, middle and high layers).
   std::vector<int> capture_layers;
 };
 
+// One row of logits l, as far as sampling needs it.
+struct LogitsSummary {
+  float max_logit = 0.0f;
+  double sum = 0.0;         // Σ exp(l − max_logit)
+  double sum_scaled = 0.0;  // Σ exp((l − max_logit) / temperature)
+  int32_t non_finite = 0;   // NaN or +inf entries (the row is unusable)
+  int32_t neg_inf = 0;      // −inf entries
+  // The top_k largest logits, largest first, ties to the lower token id: exactly the first
+  // top_k tokens of the row's order.
+  std::vector<int32_t> top_tokens;
+  std::vector<float> top_logits;
+  std::vector<float> gathered;  // the logits of LogitsSummaryRequest::gather, in its order
+};
+
 struct StepOutput {
   // Row-major [rows][vocab]; rows are sequences in order, each contributing one row, or
   // tokens.size() rows when all_logits was set.
+  // Empty when summaries were returned instead.
   std::vector<float> logits;
   int vocab_size = 0;
+  std::vector<LogitsSummary> summaries;  // per returned row, when BatchStep::summary asked
   // With capture_layers: [every token of the step, sequences in order][capture_layers.size()]
   // [hidden_size], the layers concatenated per token in the order asked.
   std::vector<float> hidden;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <functional>
 #include <string>
 
@@ -46,9 +47,40 @@ Status ValidateSparsePositions(const SequenceStep& seq, const ModelConfig& confi
   return Status::Ok();
 }
 
+// One entry per returned logits row, sane temperatures, gathered tokens in the vocabulary.
+Status ValidateSummaryRequest(const BatchStep& batch, const ModelConfig& config) {
+  const LogitsSummaryRequest& summary = batch.summary;
+  if (summary.top_k == 0) return Status::Ok();
+  if (summary.top_k < 0 || summary.top_k > config.vocab_size) {
+    return InvalidArgument("summary top_k " + std::to_string(summary.top_k) +
+                           " is outside [1, vocabulary " + std::to_string(config.vocab_size) + "]");
+  }
+  size_t rows = 0;
+  for (const SequenceStep& seq : batch.sequences) rows += seq.all_logits ? seq.tokens.size() : 1;
+  if (summary.temperatures.size() != rows || summary.gather.size() != rows) {
+    return InvalidArgument("a summary request for " + std::to_string(summary.temperatures.size()) +
+                           " rows, the step returns " + std::to_string(rows));
+  }
+  for (size_t row = 0; row < rows; ++row) {
+    const float t = summary.temperatures[row];
+    if (!(t > 0.0f && t < INFINITY)) {
+      return InvalidArgument("summary row " + std::to_string(row) + ": temperature " +
+                             std::to_string(t) + " is not positive and finite");
+    }
+    for (int32_t token : summary.gather[row]) {
+      if (token < 0 || token >= config.vocab_size) {
+        return InvalidArgument("summary row " + std::to_string(row) + ": token id " +
+                               std::to_string(token) + " is outside the vocabulary");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ValidateBatch(const BatchStep& batch, const ModelConfig& config, const KvLayout& layout) {
+  SPC_RETURN_IF_ERROR(ValidateSummaryRequest(batch, config));
   for (int layer : batch.capture_layers) {
     if (layer < 0 || layer > config.num_layers) {
       return InvalidArgument("capture layer " + std::to_string(layer) + " is outside [0, " +

@@ -2,7 +2,8 @@
 // token ids in the vocabulary, positions in range, one block table per layer covering every
 // position of the step, no null block, and sparse position lists that a decode step can use as
 // given (one per KV head, strictly ascending, inside the sliding window, ending with the token's
-// own position). Shared by every ModelRunner.
+// own position), and a logits summary request with one entry per returned row. Shared by every
+// ModelRunner.
 #pragma once
 
 #include "common/status.h"

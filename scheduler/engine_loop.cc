@@ -208,6 +208,8 @@ void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
   }
   if (work.empty()) return;
 
+  std::vector<Result<SummaryPlan>> plans;
+  if (runner_->summarises_logits()) plans = PlanSummaries(work, batch);
   StepOutput out;
   Status step_status = runner_->Step(batch, &out);
   if (step_status.ok()) step_status = ObserveHidden(work, batch, out);
@@ -229,10 +231,7 @@ void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
       // The prompt is complete: later requests with the same prefix can reuse its blocks.
       kv_->CachePrefix(seq->seq_id, std::span<const int32_t>(seq->tokens).first(seq->num_cached));
     }
-    std::span<const float> logits(out.logits.data() + row * out.vocab_size, out.vocab_size);
-    const std::span<const int32_t> all(seq->tokens);
-    SequenceHistory history{all.first(seq->prompt_len), all.subspan(seq->prompt_len), seq->seed};
-    Result<SampleResult> sample = sampler_.Sample(logits, seq->request.sampling, history);
+    Result<SampleResult> sample = SampleRow(row, *seq, out, plans);
     if (!sample.ok()) {
       Finish(seq, FinishReason::kError, sample.status());
       continue;
@@ -269,6 +268,50 @@ void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
   stats.waiting = static_cast<int>(scheduler_.waiting().size());
   stats.step_seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
   observer_->OnStep(stats);
+}
+
+SequenceHistory EngineLoop::HistoryOf(const Sequence& seq) {
+  const std::span<const int32_t> all(seq.tokens);
+  return {all.first(seq.prompt_len), all.subspan(seq.prompt_len), seq.seed};
+}
+
+std::vector<Result<SummaryPlan>> EngineLoop::PlanSummaries(const std::vector<ScheduledWork>& work,
+                                                           BatchStep& batch) {
+  const int vocab = runner_->config().vocab_size;
+  std::vector<Result<SummaryPlan>> plans;
+  LogitsSummaryRequest& request = batch.summary;
+  request.top_k = 1;
+  for (const ScheduledWork& w : work) {
+    // A prefill chunk that does not end its prompt still returns a row; nothing reads it.
+    Result<SummaryPlan> plan =
+        w.samples ? sampler_.PlanSummary(w.seq->request.sampling, HistoryOf(*w.seq), vocab)
+                  : Result<SummaryPlan>(SummaryPlan{});
+    request.top_k = std::max(request.top_k, plan.ok() ? plan->top_k : 1);
+    request.temperatures.push_back(plan.ok() ? plan->temperature : 1.0f);
+    request.gather.push_back(plan.ok() ? plan->gather_tokens() : std::vector<int32_t>{});
+    plans.push_back(std::move(plan));
+  }
+  return plans;
+}
+
+Result<SampleResult> EngineLoop::SampleRow(size_t row, const Sequence& seq, const StepOutput& out,
+                                           const std::vector<Result<SummaryPlan>>& plans) {
+  const SamplingParams& params = seq.request.sampling;
+  const SequenceHistory history = HistoryOf(seq);
+  if (out.summaries.empty()) {
+    const size_t vocab = out.vocab_size;
+    return sampler_.Sample(std::span<const float>(out.logits).subspan(row * vocab, vocab), params,
+                           history);
+  }
+  if (!plans[row].ok()) return plans[row].status();
+  SPC_ASSIGN_OR_RETURN(
+      std::optional<SampleResult> settled,
+      sampler_.SampleSummary(out.summaries[row], *plans[row], params, history, out.vocab_size));
+  if (settled) return std::move(*settled);
+  // The draw reached past the summary: sample the whole row, still on the device.
+  std::vector<float> logits;
+  SPC_RETURN_IF_ERROR(runner_->LogitsRow(static_cast<int>(row), &logits));
+  return sampler_.Sample(logits, params, history);
 }
 
 void EngineLoop::PlanStep(std::vector<ScheduledWork>& work, BatchStep& batch) {

@@ -66,6 +66,15 @@ class EngineLoop : public InferenceService {
   // Hands the planner the hidden states it asked for (BatchStep::capture_layers).
   Status ObserveHidden(const std::vector<ScheduledWork>& work, const BatchStep& batch,
                        const StepOutput& out);
+  static SequenceHistory HistoryOf(const Sequence& seq);
+  // What the runner should summarise for each row (BatchStep::summary), with the sampler's plan
+  // for reading it back.
+  std::vector<Result<SummaryPlan>> PlanSummaries(const std::vector<ScheduledWork>& work,
+                                                 BatchStep& batch);
+  // The next token of one row, from its summary when the step returned summaries (with the whole
+  // row fetched when the summary does not settle the draw), else from its logits row.
+  Result<SampleResult> SampleRow(size_t row, const Sequence& seq, const StepOutput& out,
+                                 const std::vector<Result<SummaryPlan>>& plans);
   // The planner drops a sequence's state (it left, or its KV is being recomputed).
   void ReleasePlan(const Sequence& seq);
   void Finish(Sequence* seq, FinishReason reason, Status error = Status::Ok());

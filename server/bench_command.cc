@@ -33,6 +33,7 @@ boost::json::object ToJson(const cuda::BenchReport& r, const std::string& model)
                               {"roofline_ms", p.roofline_ms}};
     if (p.ran) {
       point["step_ms"] = p.step_ms;
+      point["whole_rows_step_ms"] = p.whole_rows_step_ms;
       point["tokens_per_s"] = p.tokens_per_s;
       point["roofline_ratio"] = p.step_ms / p.roofline_ms;
       point["gpu_memory_used"] = p.gpu_memory_used;
@@ -71,8 +72,10 @@ void PrintTable(const cuda::BenchReport& r) {
       continue;
     }
     fmt::print(
-        "decode R={:<3} S={:<6} {:8.2f} ms/step  {:8.0f} tok/s  roofline {:7.2f} ms ({:.2f}x)\n",
-        p.batch, p.context, p.step_ms, p.tokens_per_s, p.roofline_ms, p.step_ms / p.roofline_ms);
+        "decode R={:<3} S={:<6} {:8.2f} ms/step  {:8.0f} tok/s  roofline {:7.2f} ms ({:.2f}x)  "
+        "whole rows {:8.2f} ms\n",
+        p.batch, p.context, p.step_ms, p.tokens_per_s, p.roofline_ms, p.step_ms / p.roofline_ms,
+        p.whole_rows_step_ms);
     if (p.sparse_ran) {
       fmt::print(
           "  sparse    {:8.2f} ms/step + select {:6.3f} ms  {:8.0f} tok/s  roofline {:7.2f} ms "
@@ -94,6 +97,7 @@ void AddBenchCommand(CLI::App& app) {
     std::vector<int> prefill_lens, batches, contexts;
     int steps = 20;
     int sparse_budget = 0;
+    int summary_top_k = 1;
     bool json = false;
   };
   auto options = std::make_shared<Options>();
@@ -114,6 +118,10 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--sparse-budget", options->sparse_budget,
                   "also time SpeContext decode with B positions per KV head (0: dense only)")
       ->check(CLI::Range(0, 1 << 24));
+  cmd->add_option("--summary-top-k", options->summary_top_k,
+                  "decode steps return logits summaries with this many top tokens, as serving "
+                  "does (1: greedy, 1024: sampled; 0: whole rows only)")
+      ->check(CLI::Range(0, 1024));
   cmd->add_flag("--json", options->json, "print one JSON object instead of a table");
   cmd->callback([options] {
 #if SPECONTEXT_HAVE_CUDA
@@ -123,7 +131,8 @@ void AddBenchCommand(CLI::App& app) {
                                               .batches = options->batches,
                                               .contexts = options->contexts,
                                               .steps = options->steps,
-                                              .sparse_budget = options->sparse_budget})
+                                              .sparse_budget = options->sparse_budget,
+                                              .summary_top_k = options->summary_top_k})
                    : Result<cuda::BenchReport>(model.status());
     if (!report.ok()) {
       fmt::print(stderr, "specontext bench: {}\n", report.status().ToString());

@@ -186,7 +186,9 @@ def main():
         return None
 
     print("\ndecode step, ms (Llama-3.1-8B shape, bf16)")
-    print(f"{'R':>3} {'S':>6} {'ours':>8} {'eager':>8} {'sdpa':>8} {'roofline':>8} "
+    # ours: the step as serving runs it (greedy token picked on the GPU, a summary per row on
+    # the host); whole rows: the same step copying every fp32 logit to the host.
+    print(f"{'R':>3} {'S':>6} {'ours':>8} {'whole':>8} {'eager':>8} {'sdpa':>8} {'roofline':>8} "
           f"{'ours/roof':>9} {'sdpa/ours':>9} {'eager/ours':>10}")
     for p in (ours or {}).get("decode", []):
         r, s = p["batch"], p["context"]
@@ -194,7 +196,9 @@ def main():
         eager = hf_point("eager", "decode", batch=r, context=s)
         sdpa = hf_point("sdpa", "decode", batch=r, context=s)
         ratio = lambda a, b: a / b if a and b else None  # noqa: E731
-        print(f"{r:>3} {s:>6} {fmt(mine)} {fmt(eager)} {fmt(sdpa)} {fmt(p['roofline_ms'])} "
+        whole = p.get("whole_rows_step_ms")
+        print(f"{r:>3} {s:>6} {fmt(mine)} {fmt(whole)} {fmt(eager)} {fmt(sdpa)} "
+              f"{fmt(p['roofline_ms'])} "
               f"{fmt(ratio(mine, p['roofline_ms']), '9.2f')} {fmt(ratio(sdpa, mine), '9.2f')} "
               f"{fmt(ratio(eager, mine), '10.2f')}" + ("" if p["ran"] else "  " + p["skipped"]))
     print("\nprefill, ms (ours TFLOP/s)")

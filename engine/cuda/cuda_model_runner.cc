@@ -313,6 +313,40 @@ Status CudaModelRunner::FetchLogits(int count, float* dst) {
   return Status::Ok();
 }
 
+Status CudaModelRunner::ReturnLogits(const BatchStep& batch, const StepShape& shape,
+                                     bool graph_ran_lm_head, StepOutput* out) {
+  const int rows = shape.returned_rows, vocab = config_.vocab_size;
+  if (batch.summary.top_k > 0 && rows <= options_.max_logit_rows) {
+    if (!graph_ran_lm_head) SPC_RETURN_IF_ERROR(LmHead(0, rows));
+    SPC_RETURN_IF_ERROR(summarizer_.Summarize(ws_.logits_f32.as<float>(), rows, vocab,
+                                              batch.summary, stream_, &out->summaries));
+    summarised_rows_ = rows;
+    return Status::Ok();
+  }
+  out->logits.resize(static_cast<size_t>(rows) * vocab);
+  if (graph_ran_lm_head) return FetchLogits(rows, out->logits.data());
+  for (int first = 0; first < rows; first += options_.max_logit_rows) {
+    const int count = std::min(options_.max_logit_rows, rows - first);
+    SPC_RETURN_IF_ERROR(LmHead(first, count));
+    SPC_RETURN_IF_ERROR(
+        FetchLogits(count, out->logits.data() + static_cast<size_t>(first) * vocab));
+  }
+  return Status::Ok();
+}
+
+Status CudaModelRunner::LogitsRow(int row, std::vector<float>* out) {
+  if (row < 0 || row >= summarised_rows_) {
+    return OutOfRange("logits row " + std::to_string(row) + ": the last step summarised " +
+                      std::to_string(summarised_rows_) + " rows");
+  }
+  out->resize(config_.vocab_size);
+  const size_t offset = static_cast<size_t>(row) * config_.vocab_size;
+  SPC_CUDA(cudaMemcpyAsync(out->data(), ws_.logits_f32.as<float>() + offset,
+                           config_.vocab_size * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  SPC_CUDA(cudaStreamSynchronize(stream_));
+  return Status::Ok();
+}
+
 Status CudaModelRunner::CaptureDecodeGraph(const StepShape& shape, cudaGraphExec_t* exec) {
   cudaGraph_t graph = nullptr;
   SPC_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
@@ -355,6 +389,8 @@ Status CudaModelRunner::Step(const BatchStep& batch, StepOutput* out) {
   SPC_RETURN_IF_ERROR(ValidateBatch(batch, config_, layout_).WithContext("CUDA backend"));
   out->vocab_size = config_.vocab_size;
   out->logits.clear();
+  out->summaries.clear();
+  summarised_rows_ = 0;
   if (batch.sequences.empty()) return Status::Ok();
 
   const bool dynamic = config_.rope_scaling.type == RopeScaling::Type::kDynamic;
@@ -397,20 +433,9 @@ Status CudaModelRunner::Step(const BatchStep& batch, StepOutput* out) {
   }
   SPC_RETURN_IF_ERROR(inputs_.Upload(shape, stream_));
   SPC_RETURN_IF_ERROR(sparse_inputs_.Upload(sparse_shape_, shape.decode, stream_));
-  out->logits.resize(static_cast<size_t>(shape.returned_rows) * config_.vocab_size);
   out->hidden.clear();
-  if (graph_batch > 0) {
-    SPC_RETURN_IF_ERROR(RunDecodeGraph(shape));
-    SPC_RETURN_IF_ERROR(FetchLogits(shape.returned_rows, out->logits.data()));
-  } else {
-    SPC_RETURN_IF_ERROR(Forward(shape));
-    for (int first = 0; first < shape.returned_rows; first += options_.max_logit_rows) {
-      const int count = std::min(options_.max_logit_rows, shape.returned_rows - first);
-      SPC_RETURN_IF_ERROR(LmHead(first, count));
-      SPC_RETURN_IF_ERROR(
-          FetchLogits(count, out->logits.data() + static_cast<size_t>(first) * config_.vocab_size));
-    }
-  }
+  SPC_RETURN_IF_ERROR(graph_batch > 0 ? RunDecodeGraph(shape) : Forward(shape));
+  SPC_RETURN_IF_ERROR(ReturnLogits(batch, shape, graph_batch > 0, out));
   if (capture_layers_.empty()) return Status::Ok();
   return FetchHidden(batch, shape, &out->hidden);
 }

@@ -17,6 +17,7 @@
 #include "engine/cuda/cuda_weights.h"
 #include "engine/cuda/decode_attention.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/logits_summarizer.h"
 #include "engine/cuda/sparse_index_inputs.h"
 #include "engine/cuda/step_inputs.h"
 #include "engine/model/model.h"
@@ -45,7 +46,11 @@ class CudaModelRunner : public ModelRunner {
   KvLayout kv_layout() const override { return layout_; }
   // Errors (nothing is run): a token outside the vocabulary, a bad position range, a short or
   // null block table, or a step larger than the options allow.
+  // With BatchStep::summary, rows are summarised on the device when the step's logits fit one
+  // LM-head pass (max_logit_rows); otherwise whole rows are returned.
   Status Step(const BatchStep& batch, StepOutput* out) override;
+  Status LogitsRow(int row, std::vector<float>* out) override;
+  bool summarises_logits() const override { return true; }
 
   cudaStream_t stream() const { return stream_; }
   // The token embedding table on the device ([vocab][hidden], BF16), for a retrieval head that
@@ -82,6 +87,10 @@ class CudaModelRunner : public ModelRunner {
   Status AttendAll(int layer, const StepShape& shape);
   Status LmHead(int first, int count);
   Status FetchLogits(int count, float* dst);
+  // The step's logits rows, as whole rows or summaries (BatchStep::summary). A decode graph
+  // runs the LM head itself.
+  Status ReturnLogits(const BatchStep& batch, const StepShape& shape, bool graph_ran_lm_head,
+                      StepOutput* out);
   Status EnsureAttentionWorkspace(size_t bytes);
   // The copy of the residual stream entering `layer` for every capture slot that asks for it.
   Status CaptureHidden(int layer, int rows);
@@ -105,6 +114,8 @@ class CudaModelRunner : public ModelRunner {
   SparseShape sparse_shape_;
   DecodeAttentionPlan decode_plan_;
   std::vector<int> capture_layers_;  // this step's BatchStep::capture_layers
+  LogitsSummarizer summarizer_;
+  int summarised_rows_ = 0;  // rows of ws_.logits_f32 that LogitsRow may read
   std::map<GraphKey, cudaGraphExec_t> graphs_;
   std::map<GraphKey, int> eager_runs_;
   std::set<GraphKey> uncapturable_;

@@ -257,6 +257,14 @@ Result<BenchReport> RunBench(const Model& model, const BenchOptions& options) {
       // The new token sits at position context - 1, so each step attends to `context` keys.
       SPC_ASSIGN_OR_RETURN(
           KvPool pool, MakeKvPool(layout, c.vocab_size, batch, context, 1, context - 1, stream));
+      SPC_ASSIGN_OR_RETURN(std::vector<double> whole_ms,
+                           TimeSteps(*runner, pool.batch, 3, options.steps));
+      p.whole_rows_step_ms = Median(whole_ms);
+      if (options.summary_top_k > 0) {
+        pool.batch.summary = {.top_k = options.summary_top_k,
+                              .temperatures = std::vector<float>(batch, 1.0f),
+                              .gather = std::vector<std::vector<int32_t>>(batch)};
+      }
       SPC_ASSIGN_OR_RETURN(std::vector<double> ms,
                            TimeSteps(*runner, pool.batch, 3, options.steps));
       SPC_ASSIGN_OR_RETURN(p.gpu_memory_used, sample());

@@ -20,6 +20,9 @@ struct BenchOptions {
   std::vector<int> contexts;
   int steps = 20;         // timed decode steps per point (prefill: a third, at least 2)
   int sparse_budget = 0;  // B > 0: also time sparse decode where S > B
+  // Decode steps return a summary of each logits row with this many top tokens, as serving asks
+  // (1: greedy; sampled rows ask for 1024); each point is also timed with whole rows.
+  int summary_top_k = 1;
 };
 
 struct PrefillPoint {
@@ -34,7 +37,8 @@ struct DecodePoint {
   int context = 0;
   bool ran = false;
   std::string skipped;  // why not, when !ran
-  double step_ms = 0;   // median over the timed steps, host-visible (logits on the host)
+  double step_ms = 0;   // median over the timed steps, host-visible (summaries on the host)
+  double whole_rows_step_ms = 0;  // the same step returning whole fp32 logits rows
   double tokens_per_s = 0;
   double bytes = 0;  // weights once + K/V of batch × context positions
   double roofline_ms = 0;

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "engine/sampler/counter_rng.h"
-#include "engine/sampler/logits_processing.h"
+#include "engine/sampler/logits_summary.h"
 #include "engine/sampler/truncation.h"
 
 namespace specontext {
@@ -92,7 +92,20 @@ int32_t Argmax(std::span<const float> logits) {
   return static_cast<int32_t>(std::find(logits.begin(), logits.end(), best) - logits.begin());
 }
 
+Status ValidateRequest(const SamplingParams& params, const SequenceHistory& history, size_t vocab) {
+  SPC_RETURN_IF_ERROR(ValidateParams(params));
+  SPC_RETURN_IF_ERROR(ValidateTokens(history.prompt_tokens, vocab, "prompt"));
+  return ValidateTokens(history.generated_tokens, vocab, "generated");
+}
+
 }  // namespace
+
+std::vector<int32_t> SummaryPlan::gather_tokens() const {
+  std::vector<int32_t> tokens;
+  tokens.reserve(edits.size());
+  for (const LogitEdit& e : edits) tokens.push_back(e.token);
+  return tokens;
+}
 
 bool Sampler::IsEos(int32_t token) const {
   return std::find(eos_token_ids_.begin(), eos_token_ids_.end(), token) != eos_token_ids_.end();
@@ -111,14 +124,13 @@ FinishReason Sampler::FinishFor(int32_t token, const SamplingParams& params,
 
 Result<SampleResult> Sampler::Sample(std::span<const float> logits, const SamplingParams& params,
                                      const SequenceHistory& history) const {
-  SPC_RETURN_IF_ERROR(ValidateParams(params));
+  SPC_RETURN_IF_ERROR(ValidateRequest(params, history, logits.size()));
   SPC_RETURN_IF_ERROR(ValidateLogits(logits));
-  SPC_RETURN_IF_ERROR(ValidateTokens(history.prompt_tokens, logits.size(), "prompt"));
-  SPC_RETURN_IF_ERROR(ValidateTokens(history.generated_tokens, logits.size(), "generated"));
 
   std::vector<float> work(logits.begin(), logits.end());
-  MaskEarlyStop(work, params, history, eos_token_ids_);
-  ApplyPenalties(work, params, history);
+  for (const LogitEdit& edit : CollectEdits(work.size(), params, history, eos_token_ids_)) {
+    work[edit.token] = Edited(work[edit.token], edit, params);
+  }
   const int32_t best = Argmax(work);
   if (work[best] == -INFINITY) {
     return FailedPrecondition("every token is masked (min_tokens with only stop tokens left)");
@@ -129,8 +141,9 @@ Result<SampleResult> Sampler::Sample(std::span<const float> logits, const Sampli
     result.token = best;
   } else {
     for (float& l : work) l /= params.temperature;
-    const std::vector<Candidate> candidates = TruncatedDistribution(work, params);
-    result.token = DrawFrom(candidates, UniformDraw(history.seed, history.generated_tokens.size()));
+    RowOrder order(work);
+    const Truncation kept = *Truncate(order, params);
+    result.token = *Draw(order, kept, UniformDraw(history.seed, history.generated_tokens.size()));
   }
 
   // The normaliser costs an exp per vocabulary entry: only for requests that report logprobs.
@@ -143,6 +156,69 @@ Result<SampleResult> Sampler::Sample(std::span<const float> logits, const Sampli
   }
   result.finish = FinishFor(result.token, params, history);
   return result;
+}
+
+Result<SummaryPlan> Sampler::PlanSummary(const SamplingParams& params,
+                                         const SequenceHistory& history, int vocab) const {
+  SPC_RETURN_IF_ERROR(ValidateRequest(params, history, vocab));
+  SummaryPlan plan;
+  plan.edits = CollectEdits(vocab, params, history, eos_token_ids_);
+  if (params.temperature < kGreedyTemperature) {
+    plan.top_k = std::max(1, params.logprobs ? params.top_logprobs : 0);
+    // Edits can push the top tokens down: keep a margin of runners-up.
+    if (!plan.edits.empty()) plan.top_k = std::max(plan.top_k, 64);
+  } else {
+    plan.top_k = kSampledTopK;
+    plan.temperature = params.temperature;
+  }
+  plan.top_k = std::min(plan.top_k, vocab);
+  return plan;
+}
+
+Result<std::optional<SampleResult>> Sampler::SampleSummary(const LogitsSummary& summary,
+                                                           const SummaryPlan& plan,
+                                                           const SamplingParams& params,
+                                                           const SequenceHistory& history,
+                                                           int vocab) const {
+  const std::optional<SampleResult> kWholeRow;
+  if (summary.top_tokens.size() < static_cast<size_t>(plan.top_k) ||
+      summary.top_logits.size() != summary.top_tokens.size() ||
+      summary.gathered.size() != plan.edits.size()) {
+    return Internal("a logits summary does not match what was asked for (" +
+                    std::to_string(summary.top_tokens.size()) + " top tokens, " +
+                    std::to_string(summary.gathered.size()) + " gathered)");
+  }
+  // The whole row reports what is wrong with it.
+  if (summary.non_finite > 0 || summary.max_logit == -INFINITY) return kWholeRow;
+
+  const bool greedy = params.temperature < kGreedyTemperature;
+  SummaryOrder order(summary, plan.edits, params, greedy ? 0.0f : params.temperature, vocab);
+  SampleResult result;
+  if (greedy) {
+    if (order.size() == 0 || !order.Extend(1)) return kWholeRow;
+    result.token = order[0].token;
+  } else {
+    const std::optional<Truncation> kept = Truncate(order, params);
+    if (!kept) return kWholeRow;
+    const std::optional<int32_t> token =
+        Draw(order, *kept, UniformDraw(history.seed, history.generated_tokens.size()));
+    if (!token) return kWholeRow;
+    result.token = *token;
+  }
+
+  if (params.logprobs) {
+    const size_t top = std::min<size_t>(params.top_logprobs, vocab);
+    const float raw = order.RawLogit(result.token);
+    if (top > summary.top_tokens.size() || std::isnan(raw)) return kWholeRow;
+    const double log_z = summary.max_logit + std::log(summary.sum);
+    result.logprob = static_cast<float>(raw - log_z);
+    for (size_t i = 0; i < top; ++i) {
+      result.top_logprobs.push_back(
+          {summary.top_tokens[i], static_cast<float>(summary.top_logits[i] - log_z)});
+    }
+  }
+  result.finish = FinishFor(result.token, params, history);
+  return std::optional<SampleResult>(std::move(result));
 }
 
 }  // namespace specontext

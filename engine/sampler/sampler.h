@@ -12,14 +12,22 @@
 //   5. temperature < 1e-5 → greedy argmax (lowest id on ties). Otherwise logits / temperature,
 //      then top-k, then top-p on the renormalised top-k set (smallest prefix, by descending
 //      probability, whose mass reaches top_p), then min-p (keep p ≥ min_p · p_max), and one draw
-//      from the renormalised survivors with the counter-based generator at (seed, step).
+//      from the renormalised survivors, walked by descending probability (ties to the lower
+//      id), with the counter-based generator at (seed, step).
+//
+// A GPU backend can return a LogitsSummary per row instead of the row (BatchStep::summary):
+// PlanSummary says what to ask for, SampleSummary draws the same token the whole row would give
+// (up to rounding in the normaliser) or says that it needs the whole row.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "common/status.h"
+#include "engine/batch.h"
+#include "engine/sampler/logits_processing.h"
 #include "engine/sampler/sampling_params.h"
 
 namespace specontext {
@@ -53,6 +61,14 @@ struct SequenceHistory {
   uint64_t seed = 0;
 };
 
+// What one row's summary must hold, and how to read it back.
+struct SummaryPlan {
+  int top_k = 1;
+  float temperature = 1.0f;      // of LogitsSummary::sum_scaled
+  std::vector<LogitEdit> edits;  // their tokens are gathered, in this order
+  std::vector<int32_t> gather_tokens() const;
+};
+
 class Sampler {
  public:
   explicit Sampler(std::vector<int32_t> eos_token_ids) : eos_token_ids_(std::move(eos_token_ids)) {}
@@ -61,6 +77,22 @@ class Sampler {
   // token left that may be sampled.
   Result<SampleResult> Sample(std::span<const float> logits, const SamplingParams& params,
                               const SequenceHistory& history) const;
+
+  // Errors: as Sample's, for the parameters and the history.
+  Result<SummaryPlan> PlanSummary(const SamplingParams& params, const SequenceHistory& history,
+                                  int vocab) const;
+  // nullopt: the summary does not settle this draw (or the row needs checking); sample the whole
+  // row instead. The summary may hold more top tokens than the plan asked for (a step asks for
+  // its rows' largest top_k). Errors: a summary that does not match the plan.
+  Result<std::optional<SampleResult>> SampleSummary(const LogitsSummary& summary,
+                                                    const SummaryPlan& plan,
+                                                    const SamplingParams& params,
+                                                    const SequenceHistory& history,
+                                                    int vocab) const;
+
+  // A summary of this depth settles almost every draw at a temperature; one row of it costs
+  // 8 KB on the way to the host.
+  static constexpr int kSampledTopK = 1024;
 
  private:
   bool IsEos(int32_t token) const;

@@ -4,83 +4,93 @@
 #include <cmath>
 
 namespace specontext {
-namespace {
 
-void SoftmaxInPlace(std::vector<Candidate>& candidates, std::span<const float> logits) {
-  double max_logit = -INFINITY;
-  for (const Candidate& c : candidates) max_logit = std::max<double>(max_logit, logits[c.token]);
+RowOrder::RowOrder(std::span<const float> scaled_logits)
+    : logits_(scaled_logits), prob_(scaled_logits.size(), 0.0) {
+  float max_logit = -INFINITY;
+  for (size_t i = 0; i < logits_.size(); ++i) {
+    if (logits_[i] == -INFINITY) continue;
+    ids_.push_back(static_cast<int32_t>(i));
+    max_logit = std::max(max_logit, logits_[i]);
+  }
+  size_ = ids_.size();
   double total = 0.0;
-  for (Candidate& c : candidates) total += c.prob = std::exp(logits[c.token] - max_logit);
-  for (Candidate& c : candidates) c.prob /= total;
+  for (int32_t id : ids_)
+    total += prob_[id] = std::exp(static_cast<double>(logits_[id]) - max_logit);
+  for (int32_t id : ids_) prob_[id] /= total;
 }
 
-void Renormalise(std::vector<Candidate>& candidates) {
-  double total = 0.0;
-  for (const Candidate& c : candidates) total += c.prob;
-  for (Candidate& c : candidates) c.prob /= total;
+bool RowOrder::Extend(size_t n) {
+  n = std::min(n, size_);
+  if (n <= known_.size()) return true;
+  // Sorting a 150K vocabulary per token would dominate the step: sorted prefixes grow fourfold
+  // from 64, and a partial sort of the unsorted rest orders its head exactly as a full sort.
+  const size_t from = known_.size();
+  const size_t to = std::min(size_, std::max({n, from * 4, size_t{64}}));
+  std::partial_sort(ids_.begin() + from, ids_.begin() + to, ids_.end(), [&](int32_t a, int32_t b) {
+    return logits_[a] != logits_[b] ? logits_[a] > logits_[b] : a < b;
+  });
+  for (size_t i = from; i < to; ++i) known_.push_back({ids_[i], prob_[ids_[i]]});
+  return true;
 }
 
-}  // namespace
+std::optional<Truncation> Truncate(OrderedTokens& order, const SamplingParams& params) {
+  Truncation kept{order.size(), 1.0};
+  const auto mass_of = [&](size_t count) {
+    double mass = 0.0;
+    for (size_t i = 0; i < count; ++i) mass += order[i].prob;
+    return mass;
+  };
+  if (params.top_k > 0 && static_cast<size_t>(params.top_k) < kept.count) {
+    if (!order.Extend(params.top_k)) return std::nullopt;
+    kept = {static_cast<size_t>(params.top_k), mass_of(params.top_k)};
+  }
+  if (params.top_p < 1.0f) {
+    // The smallest prefix whose renormalised mass reaches top_p.
+    size_t keep = 0;
+    double before = 0.0;
+    while (keep < kept.count && before < params.top_p) {
+      if (!order.Extend(keep + 1)) return std::nullopt;
+      before += order[keep++].prob / kept.mass;
+    }
+    keep = std::max<size_t>(keep, std::min<size_t>(kept.count, 1));
+    kept = {keep, mass_of(keep)};
+  }
+  if (params.min_p > 0.0f && kept.count > 0) {
+    if (!order.Extend(1)) return std::nullopt;
+    const double threshold = params.min_p * order[0].prob;
+    size_t keep = 1;
+    while (keep < kept.count) {
+      if (!order.Extend(keep + 1)) return std::nullopt;
+      if (order[keep].prob < threshold) break;
+      ++keep;
+    }
+    kept = {keep, mass_of(keep)};
+  }
+  return kept;
+}
+
+std::optional<int32_t> Draw(OrderedTokens& order, const Truncation& kept, double u) {
+  if (kept.count == 0) return std::nullopt;
+  double cumulative = 0.0;
+  for (size_t i = 0; i < kept.count; ++i) {
+    if (!order.Extend(i + 1)) return std::nullopt;
+    cumulative += order[i].prob / kept.mass;
+    if (u < cumulative) return order[i].token;
+  }
+  // Rounding left the total a hair below 1 and u landed in the gap.
+  return order[kept.count - 1].token;
+}
 
 std::vector<Candidate> TruncatedDistribution(std::span<const float> scaled_logits,
                                              const SamplingParams& params) {
-  std::vector<Candidate> candidates;
-  candidates.reserve(scaled_logits.size());
-  for (size_t i = 0; i < scaled_logits.size(); ++i) {
-    if (scaled_logits[i] != -INFINITY) candidates.push_back({static_cast<int32_t>(i), 0.0});
-  }
-  const auto by_logit = [&](const Candidate& a, const Candidate& b) {
-    const float la = scaled_logits[a.token], lb = scaled_logits[b.token];
-    return la != lb ? la > lb : a.token < b.token;
-  };
-  // Top-k sorts k elements and plain sampling none (a full sort of a 150K vocabulary per token
-  // would dominate the step). Top-p needs the order only as far as its nucleus reaches: sorted
-  // prefixes grow until one holds top_p of the mass, and a partial sort orders its prefix
-  // exactly as a full sort would.
-  const bool top_k_cut = params.top_k > 0 && static_cast<size_t>(params.top_k) < candidates.size();
-  if (top_k_cut) {
-    std::partial_sort(candidates.begin(), candidates.begin() + params.top_k, candidates.end(),
-                      by_logit);
-    candidates.resize(params.top_k);
-  }
-  if (candidates.empty()) return candidates;
-  SoftmaxInPlace(candidates, scaled_logits);
-  if (params.top_p < 1.0f && !top_k_cut) {
-    for (size_t sorted = std::min<size_t>(64, candidates.size());; sorted *= 4) {
-      sorted = std::min(sorted, candidates.size());
-      std::partial_sort(candidates.begin(), candidates.begin() + sorted, candidates.end(),
-                        by_logit);
-      double mass = 0.0;
-      for (size_t i = 0; i < sorted; ++i) mass += candidates[i].prob;
-      if (mass >= params.top_p || sorted == candidates.size()) break;
-    }
-  }
-
-  if (params.top_p < 1.0f) {
-    double before = 0.0;
-    size_t keep = 0;
-    while (keep < candidates.size() && before < params.top_p) before += candidates[keep++].prob;
-    candidates.resize(std::max<size_t>(keep, 1));
-    Renormalise(candidates);
-  }
-  if (params.min_p > 0.0f) {
-    double max_prob = 0.0;
-    for (const Candidate& c : candidates) max_prob = std::max(max_prob, c.prob);
-    const double threshold = params.min_p * max_prob;
-    std::erase_if(candidates, [&](const Candidate& c) { return c.prob < threshold; });
-    Renormalise(candidates);
-  }
-  return candidates;
-}
-
-int32_t DrawFrom(const std::vector<Candidate>& candidates, double u) {
-  double cumulative = 0.0;
-  for (const Candidate& c : candidates) {
-    cumulative += c.prob;
-    if (u < cumulative) return c.token;
-  }
-  // Rounding left the total a hair below 1 and u landed in the gap.
-  return candidates.back().token;
+  RowOrder order(scaled_logits);
+  const Truncation kept = *Truncate(order, params);
+  order.Extend(kept.count);
+  std::vector<Candidate> out;
+  for (size_t i = 0; i < kept.count; ++i)
+    out.push_back({order[i].token, order[i].prob / kept.mass});
+  return out;
 }
 
 }  // namespace specontext

@@ -12,6 +12,7 @@
 
 #include "engine/device.h"
 #include "engine/model/model_presets.h"
+#include "engine/sampler/logits_summary.h"
 #include "tests/gpu/model_runner_parity.h"
 
 namespace specontext::testing_gpu {
@@ -90,6 +91,26 @@ TEST_P(CudaRunnerParity, PrefillChunkedPrefillAndDecodeMatchCpu) {
     }
   };
 
+  // Summaries the device made against the host reference over the very rows it summarised.
+  auto check_summaries = [&](const ParityLogits& l) {
+    const LogitsSummaryRequest& request = l.summary_request;
+    ASSERT_EQ(l.cuda_summaries.size(), request.temperatures.size());
+    for (size_t row = 0; row < l.cuda_summaries.size(); ++row) {
+      const LogitsSummary& got = l.cuda_summaries[row];
+      const LogitsSummary want =
+          SummarizeLogits(std::span<const float>(l.cuda).subspan(row * vocab, vocab),
+                          request.temperatures[row], request.gather[row], request.top_k);
+      EXPECT_EQ(got.max_logit, want.max_logit);
+      EXPECT_EQ(got.non_finite, want.non_finite);
+      EXPECT_EQ(got.neg_inf, want.neg_inf);
+      EXPECT_NEAR(got.sum, want.sum, 1e-5 * want.sum);
+      EXPECT_NEAR(got.sum_scaled, want.sum_scaled, 1e-5 * want.sum_scaled);
+      EXPECT_EQ(got.top_tokens, want.top_tokens);
+      EXPECT_EQ(got.top_logits, want.top_logits);
+      EXPECT_EQ(got.gathered, want.gathered);
+    }
+  };
+
   ParityLogits logits;
   auto run = [&](const std::vector<StepPart>& parts) -> ::testing::AssertionResult {
     const Status status = h.Step(parts, &logits);
@@ -116,14 +137,20 @@ TEST_P(CudaRunnerParity, PrefillChunkedPrefillAndDecodeMatchCpu) {
   int agree = 0, total = 0;
   std::vector<int32_t> next = {1, 2, 3};
   for (int step = 0; step < 40; ++step) {
+    // Decode steps alternate whole rows and summaries (both through the same graphs), of the
+    // depths serving asks for: greedy 1, greedy with penalties 64, sampled 1024.
+    const int depths[] = {0, 1, 0, 64, 0, std::min(1024, vocab)};
+    h.set_summary_top_k(depths[step % 6]);
     ASSERT_TRUE(run({{0, {next[0]}}, {1, {next[1]}}, {2, {next[2]}}}));
     check(logits, "decode");
+    if (depths[step % 6] > 0) check_summaries(logits);
     for (int s = 0; s < 3; ++s) {
       next[s] = ArgMax(logits.cpu, s, vocab);
       agree += ArgMax(logits.cuda, s, vocab) == next[s];
       ++total;
     }
   }
+  h.set_summary_top_k(0);
   // SpeContext steps: sequence 0 attends to a random half of its positions per KV head (the
   // newest always among them), 1 densely, 2 through a list of every position, in one batch.
   for (int step = 0; step < 12; ++step) {

@@ -83,9 +83,29 @@ Status ParityHarness::Step(const std::vector<StepPart>& parts, ParityLogits* out
     step.block_table = cuda_tables_[part.seq];
     cuda_batch.sequences.push_back(std::move(step));
   }
+  const int vocab = cuda_->config().vocab_size;
+  int rows = 0;
+  for (const StepPart& part : parts) rows += part.all_logits ? part.tokens.size() : 1;
+  if (summary_top_k_ > 0) {
+    LogitsSummaryRequest& request = cuda_batch.summary;
+    request.top_k = summary_top_k_;
+    for (int row = 0; row < rows; ++row) {
+      request.temperatures.push_back(0.5f + 0.25f * static_cast<float>(row % 4));
+      request.gather.push_back({(row * 7919) % vocab, (row * 104729 + 1) % vocab});
+    }
+  }
   StepOutput cpu_out, cuda_out;
   SPC_RETURN_IF_ERROR(cpu_->Step(cpu_batch, &cpu_out));
   SPC_RETURN_IF_ERROR(cuda_->Step(cuda_batch, &cuda_out));
+  out->summary_request = cuda_batch.summary;
+  out->cuda_summaries = std::move(cuda_out.summaries);
+  if (!out->cuda_summaries.empty()) {
+    std::vector<float> row;
+    for (int r = 0; r < rows; ++r) {
+      SPC_RETURN_IF_ERROR(cuda_->LogitsRow(r, &row));
+      cuda_out.logits.insert(cuda_out.logits.end(), row.begin(), row.end());
+    }
+  }
   for (const StepPart& part : parts) positions_[part.seq] += static_cast<int>(part.tokens.size());
   out->cpu = std::move(cpu_out.logits);
   out->cuda = std::move(cuda_out.logits);

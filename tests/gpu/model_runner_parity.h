@@ -27,6 +27,10 @@ struct StepPart {
 struct ParityLogits {
   std::vector<float> cpu, cuda;
   std::vector<float> cpu_hidden, cuda_hidden;  // StepOutput::hidden with capture layers set
+  // With a summary depth set: what the CUDA step was asked for and returned (`cuda` then holds
+  // the rows LogitsRow gives back).
+  LogitsSummaryRequest summary_request;
+  std::vector<LogitsSummary> cuda_summaries;
 };
 
 class ParityHarness {
@@ -40,6 +44,9 @@ class ParityHarness {
 
   // Later steps capture these layers' inputs (BatchStep::capture_layers).
   void set_capture_layers(std::vector<int> layers) { capture_layers_ = std::move(layers); }
+  // Later CUDA steps return logits summaries of this depth (0: whole rows), each row at its
+  // own temperature and with two gathered tokens.
+  void set_summary_top_k(int top_k) { summary_top_k_ = top_k; }
   // Runs the parts as one batch on both backends; sequence positions advance.
   Status Step(const std::vector<StepPart>& parts, ParityLogits* out);
 
@@ -48,6 +55,7 @@ class ParityHarness {
   std::unique_ptr<cuda::CudaModelRunner> cuda_;
   std::vector<int> positions_;
   std::vector<int> capture_layers_;
+  int summary_top_k_ = 0;
   // Per sequence and layer: block pointers of each backend (device blocks in shuffled order).
   std::vector<std::vector<std::vector<std::byte*>>> cpu_tables_, cuda_tables_;
   std::vector<std::vector<float>> cpu_storage_;
