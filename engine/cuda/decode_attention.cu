@@ -297,9 +297,12 @@ Result<DecodeAttentionPlan> PlanDecodeAttention(const PagedKv& kv, int batch, in
   while (plan.heads_per_cta < std::min(group, 8)) plan.heads_per_cta *= 2;
   plan.head_subgroups = (group + plan.heads_per_cta - 1) / plan.heads_per_cta;
   // Enough CTAs for several per multiprocessor; each split at least kMinChunk keys so the
-  // combine stays cheap, at most kMaxChunk so the scores fit in shared memory.
+  // combine stays cheap, at most kMaxChunk so the scores fit in shared memory. A batch of 32
+  // or more loses less to wave quantisation with eight per multiprocessor; smaller batches
+  // read faster with four (measured: engine/cuda/README.md).
   const long ctas_per_split = long(batch) * kv.num_kv_heads * plan.head_subgroups;
-  const long want_splits = std::max<long>(1, (4L * sms + ctas_per_split - 1) / ctas_per_split);
+  const long per_sm = batch >= 32 ? 8 : 4;
+  const long want_splits = std::max<long>(1, (per_sm * sms + ctas_per_split - 1) / ctas_per_split);
   long chunk = (std::max(max_len, 1) + want_splits - 1) / want_splits;
   chunk = std::clamp<long>((chunk + kMinChunk - 1) / kMinChunk * kMinChunk, kMinChunk, kMaxChunk);
   plan.chunk = static_cast<int>(chunk);

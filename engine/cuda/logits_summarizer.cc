@@ -1,5 +1,6 @@
 #include "engine/cuda/logits_summarizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -56,6 +57,14 @@ Status LogitsSummarizer::Summarize(const float* logits, int rows, int vocab,
   for (const auto& tokens : request.gather) gathered += tokens.size();
   const Layout l = LayoutFor(rows, top_k, gathered);
   SPC_RETURN_IF_ERROR(Reserve(l.end));
+  // Both stages run in stream order, so they share one scratch area.
+  const size_t scratch =
+      std::max(RowStatsWorkspaceBytes(rows, vocab), TopKWorkspaceBytes(rows, vocab, top_k));
+  if (scratch > scratch_.bytes()) {
+    const size_t bytes = std::max(scratch, 2 * scratch_.bytes());
+    scratch_ = DeviceBuffer();
+    SPC_ASSIGN_OR_RETURN(scratch_, DeviceBuffer::Allocate(bytes));
+  }
 
   std::memcpy(host_ + l.temperatures, request.temperatures.data(), rows * sizeof(float));
   auto* flat = reinterpret_cast<int32_t*>(host_ + l.flat_index);
@@ -65,11 +74,12 @@ Status LogitsSummarizer::Summarize(const float* logits, int rows, int vocab,
   std::byte* dev = device_.as<std::byte>();
   SPC_CUDA(cudaMemcpyAsync(dev, host_, l.inputs_end, cudaMemcpyHostToDevice, stream));
   auto* stats = reinterpret_cast<RowStats*>(dev + l.stats);
-  SPC_RETURN_IF_ERROR(ComputeRowStats(
-      logits, rows, vocab, reinterpret_cast<const float*>(dev + l.temperatures), stats, stream));
-  SPC_RETURN_IF_ERROR(TopK(DType::kF32, logits, rows, vocab, vocab, top_k,
-                           reinterpret_cast<float*>(dev + l.values),
-                           reinterpret_cast<int32_t*>(dev + l.indices), stream));
+  SPC_RETURN_IF_ERROR(ComputeRowStats(logits, rows, vocab,
+                                      reinterpret_cast<const float*>(dev + l.temperatures), stats,
+                                      scratch_.data(), scratch_.bytes(), stream));
+  SPC_RETURN_IF_ERROR(
+      TopK(DType::kF32, logits, rows, vocab, vocab, top_k, reinterpret_cast<float*>(dev + l.values),
+           reinterpret_cast<int32_t*>(dev + l.indices), scratch_.data(), scratch_.bytes(), stream));
   SPC_RETURN_IF_ERROR(GatherLogits(logits, reinterpret_cast<const int32_t*>(dev + l.flat_index),
                                    static_cast<int>(gathered),
                                    reinterpret_cast<float*>(dev + l.gathered), stream));

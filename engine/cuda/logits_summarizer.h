@@ -35,6 +35,7 @@ class LogitsSummarizer {
   Status Reserve(size_t bytes);
 
   DeviceBuffer device_;
+  DeviceBuffer scratch_;  // the row statistics' and TopK's partial results, one after the other
   std::byte* host_ = nullptr;  // pinned mirror of device_
   size_t capacity_ = 0;
 };

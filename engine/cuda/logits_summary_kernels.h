@@ -5,6 +5,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "common/status.h"
@@ -20,9 +21,14 @@ struct RowStats {
   double sum_scaled;  // Σ exp((l − max_logit) / temperature)
 };
 
-// One row per `vocab` contiguous floats; temperatures[row] > 0.
+// Device scratch ComputeRowStats needs for this shape.
+size_t RowStatsWorkspaceBytes(int rows, int vocab);
+
+// One row per `vocab` contiguous floats; temperatures[row] > 0. Chunks of a row are reduced by
+// separate CTAs, each relative to its own maximum, and merged per row.
 Status ComputeRowStats(const float* logits, int rows, int vocab, const float* temperatures,
-                       RowStats* stats, cudaStream_t stream);
+                       RowStats* stats, void* workspace, size_t workspace_bytes,
+                       cudaStream_t stream);
 
 // out[i] = logits[flat_index[i]] for i < count.
 Status GatherLogits(const float* logits, const int32_t* flat_index, int count, float* out,

@@ -34,8 +34,10 @@ __global__ void __launch_bounds__(kWarps * 32)
   const size_t half_block = static_cast<size_t>(num_kv_heads) * block_tokens * kHeadDim;
   const int slot = pos % block_tokens;
 
+  // A warp per head (q heads, k heads, then v heads), blockIdx.y picking the group of kWarps:
+  // a decode step of a few tokens would otherwise wait on one CTA's serial walk over them.
   const int heads = a.num_q_heads + 2 * num_kv_heads;
-  for (int head = warp; head < heads; head += kWarps) {
+  for (int head = blockIdx.y * kWarps + warp; head < heads; head += kWarps * gridDim.y) {
     float x[kPairs], y[kPairs];
     if (head >= a.num_q_heads + num_kv_heads) {
       const int kv_head = head - a.num_q_heads - num_kv_heads;
@@ -91,8 +93,10 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 template <typename T, int kHeadDim>
 Status Launch(const RopeKvArgs& args, const PagedKv& kv, cudaStream_t stream) {
-  RopeKvKernel<T, kHeadDim><<<args.num_tokens, kWarps * 32, 0, stream>>>(
-      args, kv.block_table, kv.max_blocks, kv.num_kv_heads, kv.block_tokens);
+  const int heads = args.num_q_heads + 2 * kv.num_kv_heads;
+  const dim3 grid(args.num_tokens, (heads + kWarps - 1) / kWarps);
+  RopeKvKernel<T, kHeadDim><<<grid, kWarps * 32, 0, stream>>>(args, kv.block_table, kv.max_blocks,
+                                                              kv.num_kv_heads, kv.block_tokens);
   return CheckLaunch("RopeAndWriteKv");
 }
 

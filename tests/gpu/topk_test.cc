@@ -41,8 +41,15 @@ TEST_P(TopKTest, MatchesSortedReference) {
     d_logits = Upload(bits);
   }
   auto d_vals = Poisoned(size_t(rows) * k * 4), d_idx = Poisoned(size_t(rows) * k * 4);
+  const size_t scratch_bytes = cuda::TopKWorkspaceBytes(rows, vocab, k);
+  auto scratch = Poisoned(std::max<size_t>(scratch_bytes, 4));
+  if (scratch_bytes > 0) {  // a short workspace is refused
+    EXPECT_FALSE(cuda::TopK(dtype, d_logits.data(), rows, vocab, stride, k, d_vals.as<float>(),
+                            d_idx.as<int32_t>(), scratch.data(), scratch_bytes - 1, nullptr)
+                     .ok());
+  }
   const Status st = cuda::TopK(dtype, d_logits.data(), rows, vocab, stride, k, d_vals.as<float>(),
-                               d_idx.as<int32_t>(), nullptr);
+                               d_idx.as<int32_t>(), scratch.data(), scratch_bytes, nullptr);
   ASSERT_TRUE(st.ok()) << st.ToString();
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> got_vals(size_t(rows) * k);
@@ -69,6 +76,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, TopKTest,
                                            std::make_tuple(DType::kF32, 4, 151936, 50),
                                            std::make_tuple(DType::kBF16, 2, 32000, 1024),
                                            std::make_tuple(DType::kF16, 3, 1000, 7),
+                                           // chunks shorter than k at the row's end
+                                           std::make_tuple(DType::kF32, 2, 9000, 1000),
+                                           std::make_tuple(DType::kBF16, 33, 128256, 64),
                                            std::make_tuple(DType::kF32, 1, 5, 5)));
 
 }  // namespace
