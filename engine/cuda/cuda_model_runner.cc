@@ -14,6 +14,7 @@
 #include "engine/cuda/elementwise_kernels.h"
 #include "engine/cuda/prefill_attention.h"
 #include "engine/cuda/rope_kv_kernels.h"
+#include "engine/cuda/topk_kernels.h"
 
 namespace specontext::cuda {
 namespace {
@@ -316,7 +317,9 @@ Status CudaModelRunner::FetchLogits(int count, float* dst) {
 Status CudaModelRunner::ReturnLogits(const BatchStep& batch, const StepShape& shape,
                                      bool graph_ran_lm_head, StepOutput* out) {
   const int rows = shape.returned_rows, vocab = config_.vocab_size;
-  if (batch.summary.top_k > 0 && rows <= options_.max_logit_rows) {
+  // Deeper summaries than TopK serves, or more rows than one LM-head pass: whole rows.
+  if (batch.summary.top_k > 0 && batch.summary.top_k <= kMaxTopK &&
+      rows <= options_.max_logit_rows) {
     if (!graph_ran_lm_head) SPC_RETURN_IF_ERROR(LmHead(0, rows));
     SPC_RETURN_IF_ERROR(summarizer_.Summarize(ws_.logits_f32.as<float>(), rows, vocab,
                                               batch.summary, stream_, &out->summaries));

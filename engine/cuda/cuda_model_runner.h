@@ -47,7 +47,7 @@ class CudaModelRunner : public ModelRunner {
   // Errors (nothing is run): a token outside the vocabulary, a bad position range, a short or
   // null block table, or a step larger than the options allow.
   // With BatchStep::summary, rows are summarised on the device when the step's logits fit one
-  // LM-head pass (max_logit_rows); otherwise whole rows are returned.
+  // LM-head pass (max_logit_rows) and top_k is at most kMaxTopK; otherwise whole rows return.
   Status Step(const BatchStep& batch, StepOutput* out) override;
   Status LogitsRow(int row, std::vector<float>* out) override;
   bool summarises_logits() const override { return true; }

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cub/block/block_radix_sort.cuh>
 #include <cub/block/block_scan.cuh>
 
 #include "engine/cuda/kernel_util.cuh"
@@ -68,8 +69,8 @@ __device__ void SelectMax(const Segment<T>& s, float* value_out, int32_t* id_out
 }
 
 // The k largest: a radix select (four 8-bit passes) finds the k-th largest key, a block scan in
-// position order collects every larger key and the lowest-positioned ties, and a rank sort
-// orders them. With fewer than k values the tail is NaN with id -1.
+// position order collects every larger key and the lowest-positioned ties, and a block radix
+// sort orders them. With fewer than k values the tail is NaN with id -1.
 template <typename T>
 __device__ void SelectTopK(const Segment<T>& s, int k, float* values_out, int32_t* ids_out) {
   using Scan = cub::BlockScan<int, kThreads>;
@@ -87,9 +88,17 @@ __device__ void SelectTopK(const Segment<T>& s, int k, float* values_out, int32_
     __syncthreads();
     const uint32_t prefix = prefix_s;
     const uint32_t high_mask = shift == 24 ? 0u : ~0u << (shift + 8);
-    for (int i = threadIdx.x; i < s.n; i += blockDim.x) {
-      const uint32_t key = SortKey(s.value(i));
-      if ((key & high_mask) == prefix) atomicAdd(&hist[(key >> shift) & 0xff], 1);
+    // Logits crowd into a few digits (the first pass sees mostly one exponent), so lanes with
+    // the same digit add once per warp instead of contending on one shared counter.
+    for (int base = 0; base < s.n; base += blockDim.x) {
+      const int i = base + threadIdx.x;
+      const uint32_t key = i < s.n ? SortKey(s.value(i)) : 0;
+      const int digit =
+          i < s.n && (key & high_mask) == prefix ? static_cast<int>((key >> shift) & 0xff) : -1;
+      const unsigned peers = __match_any_sync(0xffffffffu, digit);
+      if (digit >= 0 && threadIdx.x % 32 == __ffs(peers) - 1) {
+        atomicAdd(&hist[digit], __popc(peers));
+      }
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -128,17 +137,27 @@ __device__ void SelectTopK(const Segment<T>& s, int k, float* values_out, int32_
     __syncthreads();  // scan_storage is reused by the next chunk
   }
   __syncthreads();
-  for (int c = threadIdx.x; c < k; c += blockDim.x) {
-    if (c >= take) {
-      values_out[c] = NAN, ids_out[c] = -1;
+  // Order the candidates, larger key first and lower position on ties, by one block radix sort
+  // of a 64-bit composite (a rank count per candidate costs k² reads of shared memory).
+  constexpr int kItems = kMaxTopK / kThreads;
+  using Sort = cub::BlockRadixSort<uint64_t, kThreads, kItems>;
+  __shared__ typename Sort::TempStorage sort_storage;
+  uint64_t items[kItems];
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    const int c = threadIdx.x * kItems + j;
+    items[j] = c < take ? (uint64_t{cand_key[c]} << 32) | (0xffffffffu - uint32_t(cand_pos[c])) : 0;
+  }
+  Sort(sort_storage).SortDescending(items);
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    const int rank = threadIdx.x * kItems + j;
+    if (rank >= k) continue;
+    if (rank >= take) {
+      values_out[rank] = NAN, ids_out[rank] = -1;
       continue;
     }
-    const uint32_t key = cand_key[c];
-    const int pos = cand_pos[c];
-    int rank = 0;
-    for (int j = 0; j < take; ++j) {
-      rank += cand_key[j] > key || (cand_key[j] == key && cand_pos[j] < pos);
-    }
+    const int pos = static_cast<int>(0xffffffffu - static_cast<uint32_t>(items[j]));
     values_out[rank] = s.value(pos);
     ids_out[rank] = s.id(pos);
   }
