@@ -3,7 +3,7 @@
 #include <cmath>
 #include <limits>
 
-#include "engine/model/json_fields.h"
+#include "common/json_fields.h"
 
 namespace specontext {
 namespace {

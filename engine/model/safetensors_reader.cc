@@ -6,7 +6,7 @@
 #include <limits>
 #include <set>
 
-#include "engine/model/json_fields.h"
+#include "common/json_fields.h"
 #include "engine/model/safetensors_dtype.h"
 
 namespace specontext {

@@ -9,7 +9,7 @@
 #include <map>
 #include <string_view>
 
-#include "engine/model/json_fields.h"
+#include "common/json_fields.h"
 #include "engine/model/mapped_file.h"
 #include "engine/model/safetensors_reader.h"
 #include "engine/model/weight_layout.h"

@@ -124,11 +124,11 @@ Result<std::vector<AddedToken>> ParseAddedTokens(const boost::json::array& items
     if (!items[i].is_object()) return InvalidArgument(where + " must be an object");
     const boost::json::object& obj = items[i].get_object();
     AddedToken token;
-    Result<int64_t> id = GetIntOr(obj, "id", -1);
+    Result<int64_t> id = JsonFields(obj).Int("id", -1);
     if (!id.ok()) return id.status().WithContext(where);
     if (*id < 0 || *id > INT32_MAX) return InvalidArgument(where + " needs a non-negative 'id'");
     token.id = static_cast<int32_t>(*id);
-    Result<std::string> content = GetString(obj, "content");
+    Result<std::string> content = JsonFields(obj).RequiredString("content");
     if (!content.ok()) return content.status().WithContext(where);
     if (content->empty()) return InvalidArgument(where + " has an empty 'content'");
     token.content = std::move(content).value();
@@ -138,7 +138,7 @@ Result<std::vector<AddedToken>> ParseAddedTokens(const boost::json::array& items
           std::tuple{"lstrip", &token.lstrip, false}, std::tuple{"rstrip", &token.rstrip, false},
           std::tuple{"normalized", &token.normalized, true},
           std::tuple{"special", &token.special, false}}) {
-      Result<bool> flag = GetBoolOr(obj, key, fallback);
+      Result<bool> flag = JsonFields(obj).Bool(key, fallback);
       if (!flag.ok()) return flag.status().WithContext(where);
       *field = *flag;
     }

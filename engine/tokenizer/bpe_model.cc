@@ -25,9 +25,9 @@ struct Candidate {
 
 Result<std::unique_ptr<BpeModel>> BpeModel::FromJson(const boost::json::object& model) {
   auto bpe = std::unique_ptr<BpeModel>(new BpeModel());
-  SPC_ASSIGN_OR_RETURN(const boost::json::object* vocab, GetObject(model, "vocab"));
+  SPC_ASSIGN_OR_RETURN(const boost::json::object* vocab, JsonFields(model).Object("vocab"));
   SPC_RETURN_IF_ERROR(bpe->LoadVocab(*vocab));
-  SPC_ASSIGN_OR_RETURN(const boost::json::array* merges, GetArray(model, "merges"));
+  SPC_ASSIGN_OR_RETURN(const boost::json::array* merges, JsonFields(model).Array("merges"));
   SPC_RETURN_IF_ERROR(bpe->LoadMerges(*merges));
 
   if (const boost::json::value* dropout = model.if_contains("dropout");
@@ -36,7 +36,7 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromJson(const boost::json::object& 
                       (dropout->is_int64() && dropout->get_int64() == 0);
     if (!zero) return Unimplemented("BPE dropout is not supported (inference is deterministic)");
   }
-  SPC_ASSIGN_OR_RETURN(std::string unk, GetStringOr(model, "unk_token", ""));
+  SPC_ASSIGN_OR_RETURN(std::string unk, JsonFields(model).String("unk_token", ""));
   if (!unk.empty()) {
     const auto it = bpe->vocab_.find(unk);
     if (it == bpe->vocab_.end()) {
@@ -45,11 +45,12 @@ Result<std::unique_ptr<BpeModel>> BpeModel::FromJson(const boost::json::object& 
     bpe->unk_id_ = it->second;
   }
   SPC_ASSIGN_OR_RETURN(bpe->continuing_subword_prefix_,
-                       GetStringOr(model, "continuing_subword_prefix", ""));
-  SPC_ASSIGN_OR_RETURN(bpe->end_of_word_suffix_, GetStringOr(model, "end_of_word_suffix", ""));
-  SPC_ASSIGN_OR_RETURN(bpe->fuse_unk_, GetBoolOr(model, "fuse_unk", false));
-  SPC_ASSIGN_OR_RETURN(bpe->byte_fallback_, GetBoolOr(model, "byte_fallback", false));
-  SPC_ASSIGN_OR_RETURN(bpe->ignore_merges_, GetBoolOr(model, "ignore_merges", false));
+                       JsonFields(model).String("continuing_subword_prefix", ""));
+  SPC_ASSIGN_OR_RETURN(bpe->end_of_word_suffix_,
+                       JsonFields(model).String("end_of_word_suffix", ""));
+  SPC_ASSIGN_OR_RETURN(bpe->fuse_unk_, JsonFields(model).Bool("fuse_unk", false));
+  SPC_ASSIGN_OR_RETURN(bpe->byte_fallback_, JsonFields(model).Bool("byte_fallback", false));
+  SPC_ASSIGN_OR_RETURN(bpe->ignore_merges_, JsonFields(model).Bool("ignore_merges", false));
   bpe->byte_ids_.assign(256, -1);
   for (int b = 0; b < 256; ++b) {
     char name[8];

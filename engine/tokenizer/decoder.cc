@@ -207,7 +207,7 @@ using Parsed = Result<std::unique_ptr<Decoder>>;
 
 Parsed ParseReplace(const boost::json::object& obj) {
   SPC_ASSIGN_OR_RETURN(PatternSpec pattern, GetPattern(obj));
-  SPC_ASSIGN_OR_RETURN(std::string content, GetString(obj, "content"));
+  SPC_ASSIGN_OR_RETURN(std::string content, JsonFields(obj).RequiredString("content"));
   std::optional<Regex> regex;
   if (pattern.is_regex) {
     SPC_ASSIGN_OR_RETURN(regex, Regex::Compile(pattern.text));
@@ -218,12 +218,12 @@ Parsed ParseReplace(const boost::json::object& obj) {
 }
 
 Parsed ParseStrip(const boost::json::object& obj) {
-  SPC_ASSIGN_OR_RETURN(std::string content, GetString(obj, "content"));
+  SPC_ASSIGN_OR_RETURN(std::string content, JsonFields(obj).RequiredString("content"));
   if (content.empty() || CodePointLength(content, 0) != content.size()) {
     return InvalidArgument("field 'content' must be a single character");
   }
-  SPC_ASSIGN_OR_RETURN(int64_t start, GetIntOr(obj, "start", 0));
-  SPC_ASSIGN_OR_RETURN(int64_t stop, GetIntOr(obj, "stop", 0));
+  SPC_ASSIGN_OR_RETURN(int64_t start, JsonFields(obj).Int("start", 0));
+  SPC_ASSIGN_OR_RETURN(int64_t stop, JsonFields(obj).Int("stop", 0));
   if (start < 0 || stop < 0) return InvalidArgument("'start' and 'stop' must not be negative");
   size_t pos = 0;
   return std::unique_ptr<Decoder>(std::make_unique<StripDecoder>(
@@ -231,17 +231,18 @@ Parsed ParseStrip(const boost::json::object& obj) {
 }
 
 Parsed ParseMetaspace(const boost::json::object& obj) {
-  SPC_ASSIGN_OR_RETURN(std::string replacement, GetString(obj, "replacement"));
+  SPC_ASSIGN_OR_RETURN(std::string replacement, JsonFields(obj).RequiredString("replacement"));
   if (replacement.empty()) return InvalidArgument("field 'replacement' must not be empty");
-  SPC_ASSIGN_OR_RETURN(bool add_prefix_space, GetBoolOr(obj, "add_prefix_space", true));
-  SPC_ASSIGN_OR_RETURN(std::string scheme,
-                       GetStringOr(obj, "prepend_scheme", add_prefix_space ? "always" : "never"));
+  SPC_ASSIGN_OR_RETURN(bool add_prefix_space, JsonFields(obj).Bool("add_prefix_space", true));
+  SPC_ASSIGN_OR_RETURN(
+      std::string scheme,
+      JsonFields(obj).String("prepend_scheme", add_prefix_space ? "always" : "never"));
   return std::unique_ptr<Decoder>(
       std::make_unique<MetaspaceDecoder>(std::move(replacement), scheme != "never"));
 }
 
 Parsed ParseSequence(const boost::json::object& obj) {
-  SPC_ASSIGN_OR_RETURN(const boost::json::array* items, GetArray(obj, "decoders"));
+  SPC_ASSIGN_OR_RETURN(const boost::json::array* items, JsonFields(obj).Array("decoders"));
   std::vector<std::unique_ptr<Decoder>> steps;
   for (const boost::json::value& item : *items) {
     SPC_ASSIGN_OR_RETURN(std::unique_ptr<Decoder> step, ParseDecoder(item));

@@ -149,7 +149,7 @@ class SequenceNormalizer final : public Normalizer {
 
 Result<std::unique_ptr<Normalizer>> ParseReplace(const boost::json::object& obj) {
   SPC_ASSIGN_OR_RETURN(PatternSpec pattern, GetPattern(obj));
-  SPC_ASSIGN_OR_RETURN(std::string content, GetString(obj, "content"));
+  SPC_ASSIGN_OR_RETURN(std::string content, JsonFields(obj).RequiredString("content"));
   if (!pattern.is_regex) {
     return std::unique_ptr<Normalizer>(
         std::make_unique<ReplaceNormalizer>(std::move(pattern.text), std::nullopt, content));
@@ -160,7 +160,7 @@ Result<std::unique_ptr<Normalizer>> ParseReplace(const boost::json::object& obj)
 }
 
 Result<std::unique_ptr<Normalizer>> ParseSequence(const boost::json::object& obj) {
-  SPC_ASSIGN_OR_RETURN(const boost::json::array* items, GetArray(obj, "normalizers"));
+  SPC_ASSIGN_OR_RETURN(const boost::json::array* items, JsonFields(obj).Array("normalizers"));
   std::vector<std::unique_ptr<Normalizer>> steps;
   for (const boost::json::value& item : *items) {
     SPC_ASSIGN_OR_RETURN(std::unique_ptr<Normalizer> step, ParseNormalizer(item));
@@ -188,14 +188,14 @@ Result<std::unique_ptr<Normalizer>> ParseNormalizer(const boost::json::value& va
   } else if (type == "Lowercase") {
     result = Make<LowercaseNormalizer>();
   } else if (type == "Prepend") {
-    Result<std::string> prefix = GetString(obj, "prepend");
+    Result<std::string> prefix = JsonFields(obj).RequiredString("prepend");
     if (!prefix.ok()) return prefix.status().WithContext("normalizer Prepend");
     result = Make<PrependNormalizer>(*prefix);
   } else if (type == "Replace") {
     result = ParseReplace(obj);
   } else if (type == "Strip") {
-    Result<bool> left = GetBoolOr(obj, "strip_left", true);
-    Result<bool> right = GetBoolOr(obj, "strip_right", true);
+    Result<bool> left = JsonFields(obj).Bool("strip_left", true);
+    Result<bool> right = JsonFields(obj).Bool("strip_right", true);
     if (!left.ok()) return left.status().WithContext("normalizer Strip");
     if (!right.ok()) return right.status().WithContext("normalizer Strip");
     result = Make<StripNormalizer>(*left, *right);

@@ -19,8 +19,9 @@ Status AppendIds(const boost::json::array& ids, std::vector<int32_t>& out) {
 }
 
 Result<PostProcessor> ParseTemplate(const boost::json::object& obj) {
-  SPC_ASSIGN_OR_RETURN(const boost::json::array* single, GetArray(obj, "single"));
-  SPC_ASSIGN_OR_RETURN(const boost::json::object* specials, GetObject(obj, "special_tokens"));
+  SPC_ASSIGN_OR_RETURN(const boost::json::array* single, JsonFields(obj).Array("single"));
+  SPC_ASSIGN_OR_RETURN(const boost::json::object* specials,
+                       JsonFields(obj).Object("special_tokens"));
   PostProcessor result;
   bool seen_sequence = false;
   for (const boost::json::value& item : *single) {
@@ -31,13 +32,15 @@ Result<PostProcessor> ParseTemplate(const boost::json::object& obj) {
       seen_sequence = true;
       continue;
     }
-    SPC_ASSIGN_OR_RETURN(const boost::json::object* special, GetObject(*piece, "SpecialToken"));
-    SPC_ASSIGN_OR_RETURN(std::string name, GetString(*special, "id"));
+    SPC_ASSIGN_OR_RETURN(const boost::json::object* special,
+                         JsonFields(*piece).Object("SpecialToken"));
+    SPC_ASSIGN_OR_RETURN(std::string name, JsonFields(*special).RequiredString("id"));
     const boost::json::value* entry = specials->if_contains(name);
     if (entry == nullptr || !entry->is_object()) {
       return InvalidArgument("special token '" + name + "' is missing from 'special_tokens'");
     }
-    SPC_ASSIGN_OR_RETURN(const boost::json::array* ids, GetArray(entry->get_object(), "ids"));
+    SPC_ASSIGN_OR_RETURN(const boost::json::array* ids,
+                         JsonFields(entry->get_object()).Array("ids"));
     SPC_RETURN_IF_ERROR(AppendIds(*ids, seen_sequence ? result.suffix : result.prefix));
   }
   if (!seen_sequence) return InvalidArgument("'single' does not place the sequence");
@@ -48,7 +51,7 @@ Result<PostProcessor> ParseTemplate(const boost::json::object& obj) {
 Result<PostProcessor> ParseClsSep(const boost::json::object& obj) {
   PostProcessor result;
   for (auto [key, ids] : {std::pair{"cls", &result.prefix}, std::pair{"sep", &result.suffix}}) {
-    SPC_ASSIGN_OR_RETURN(const boost::json::array* pair, GetArray(obj, key));
+    SPC_ASSIGN_OR_RETURN(const boost::json::array* pair, JsonFields(obj).Array(key));
     if (pair->size() != 2) {
       return InvalidArgument("field '" + std::string(key) + "' must be [token, id]");
     }
@@ -58,7 +61,7 @@ Result<PostProcessor> ParseClsSep(const boost::json::object& obj) {
 }
 
 Result<PostProcessor> ParseSequence(const boost::json::object& obj) {
-  SPC_ASSIGN_OR_RETURN(const boost::json::array* items, GetArray(obj, "processors"));
+  SPC_ASSIGN_OR_RETURN(const boost::json::array* items, JsonFields(obj).Array("processors"));
   PostProcessor result;
   // Each processor wraps the output of the ones before it.
   for (const boost::json::value& item : *items) {

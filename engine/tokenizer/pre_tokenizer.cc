@@ -197,9 +197,9 @@ using Parsed = Result<std::unique_ptr<PreTokenizer>>;
 
 Parsed ParseSplit(const boost::json::object& obj) {
   SPC_ASSIGN_OR_RETURN(PatternSpec pattern, GetPattern(obj));
-  SPC_ASSIGN_OR_RETURN(std::string behavior_name, GetString(obj, "behavior"));
+  SPC_ASSIGN_OR_RETURN(std::string behavior_name, JsonFields(obj).RequiredString("behavior"));
   SPC_ASSIGN_OR_RETURN(SplitBehavior behavior, ParseSplitBehavior(behavior_name));
-  SPC_ASSIGN_OR_RETURN(bool invert, GetBoolOr(obj, "invert", false));
+  SPC_ASSIGN_OR_RETURN(bool invert, JsonFields(obj).Bool("invert", false));
   std::optional<Regex> regex;
   if (pattern.is_regex) {
     SPC_ASSIGN_OR_RETURN(regex, Regex::Compile(pattern.text));
@@ -210,8 +210,8 @@ Parsed ParseSplit(const boost::json::object& obj) {
 }
 
 Parsed ParseByteLevel(const boost::json::object& obj) {
-  SPC_ASSIGN_OR_RETURN(bool add_prefix_space, GetBoolOr(obj, "add_prefix_space", true));
-  SPC_ASSIGN_OR_RETURN(bool use_regex, GetBoolOr(obj, "use_regex", true));
+  SPC_ASSIGN_OR_RETURN(bool add_prefix_space, JsonFields(obj).Bool("add_prefix_space", true));
+  SPC_ASSIGN_OR_RETURN(bool use_regex, JsonFields(obj).Bool("use_regex", true));
   std::optional<Regex> regex;
   if (use_regex) {
     SPC_ASSIGN_OR_RETURN(regex, Regex::Compile(kGpt2Pattern));
@@ -221,13 +221,14 @@ Parsed ParseByteLevel(const boost::json::object& obj) {
 }
 
 Parsed ParseMetaspace(const boost::json::object& obj) {
-  SPC_ASSIGN_OR_RETURN(std::string replacement, GetString(obj, "replacement"));
+  SPC_ASSIGN_OR_RETURN(std::string replacement, JsonFields(obj).RequiredString("replacement"));
   if (replacement.empty() || CodePointLength(replacement, 0) != replacement.size()) {
     return InvalidArgument("field 'replacement' must be a single character");
   }
-  SPC_ASSIGN_OR_RETURN(bool add_prefix_space, GetBoolOr(obj, "add_prefix_space", true));
-  SPC_ASSIGN_OR_RETURN(std::string scheme_name,
-                       GetStringOr(obj, "prepend_scheme", add_prefix_space ? "always" : "never"));
+  SPC_ASSIGN_OR_RETURN(bool add_prefix_space, JsonFields(obj).Bool("add_prefix_space", true));
+  SPC_ASSIGN_OR_RETURN(
+      std::string scheme_name,
+      JsonFields(obj).String("prepend_scheme", add_prefix_space ? "always" : "never"));
   PrependScheme scheme = PrependScheme::kAlways;
   if (scheme_name == "first") {
     scheme = PrependScheme::kFirst;
@@ -236,13 +237,13 @@ Parsed ParseMetaspace(const boost::json::object& obj) {
   } else if (scheme_name != "always") {
     return InvalidArgument("unknown prepend_scheme '" + scheme_name + "'");
   }
-  SPC_ASSIGN_OR_RETURN(bool split, GetBoolOr(obj, "split", true));
+  SPC_ASSIGN_OR_RETURN(bool split, JsonFields(obj).Bool("split", true));
   return std::unique_ptr<PreTokenizer>(
       std::make_unique<MetaspacePreTokenizer>(std::move(replacement), scheme, split));
 }
 
 Parsed ParseSequence(const boost::json::object& obj) {
-  SPC_ASSIGN_OR_RETURN(const boost::json::array* items, GetArray(obj, "pretokenizers"));
+  SPC_ASSIGN_OR_RETURN(const boost::json::array* items, JsonFields(obj).Array("pretokenizers"));
   std::vector<std::unique_ptr<PreTokenizer>> steps;
   for (const boost::json::value& item : *items) {
     SPC_ASSIGN_OR_RETURN(std::unique_ptr<PreTokenizer> step, ParsePreTokenizer(item));
@@ -270,7 +271,7 @@ Result<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const boost::json::value
   } else if (type == "ByteLevel") {
     result = ParseByteLevel(obj);
   } else if (type == "Digits") {
-    Result<bool> individual = GetBoolOr(obj, "individual_digits", false);
+    Result<bool> individual = JsonFields(obj).Bool("individual_digits", false);
     if (!individual.ok()) return individual.status().WithContext("pre_tokenizer Digits");
     result = Make<DigitsPreTokenizer>(*individual);
   } else if (type == "Metaspace") {

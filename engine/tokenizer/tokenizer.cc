@@ -84,8 +84,8 @@ Status Tokenizer::Load(std::string_view tokenizer_json) {
   SPC_ASSIGN_OR_RETURN(boost::json::value root_value, ParseJson(tokenizer_json));
   const boost::json::object& root = root_value.get_object();
 
-  SPC_ASSIGN_OR_RETURN(const boost::json::object* model, tok::GetObject(root, "model"));
-  SPC_ASSIGN_OR_RETURN(std::string model_type, tok::GetStringOr(*model, "type", "BPE"));
+  SPC_ASSIGN_OR_RETURN(const boost::json::object* model, JsonFields(root).Object("model"));
+  SPC_ASSIGN_OR_RETURN(std::string model_type, JsonFields(*model).String("type", "BPE"));
   if (model_type != "BPE") {
     return Unimplemented("model type '" + model_type + "' is not supported (only BPE)");
   }
@@ -160,7 +160,7 @@ Status Tokenizer::LoadConfig(std::string_view config_json) {
     if (v.is_string()) {
       name = v.get_string();
     } else if (v.is_object()) {
-      SPC_ASSIGN_OR_RETURN(name, tok::GetString(v.get_object(), "content"));
+      SPC_ASSIGN_OR_RETURN(name, JsonFields(v.get_object()).RequiredString("content"));
     } else {
       return InvalidArgument("field '" + std::string(key) + "' must be a string or an object");
     }

@@ -168,7 +168,7 @@ TEST(TokenizerTest, RejectsMalformedComponents) {
 
   spec = ByteLevelSpec();
   spec.erase("model");
-  expect_invalid(spec, "'model'");
+  expect_invalid(spec, "\"model\" is missing");
 
   spec = ByteLevelSpec();
   spec["pre_tokenizer"] = {

@@ -1,4 +1,4 @@
-#include "engine/model/json_fields.h"
+#include "common/json_fields.h"
 
 #include <cmath>
 #include <limits>
@@ -20,7 +20,8 @@ const boost::json::value* JsonFields::Find(std::string_view key) const {
 }
 
 Status JsonFields::Error(std::string_view key, std::string_view problem) const {
-  return InvalidArgument(what_ + ": \"" + std::string(key) + "\" " + std::string(problem));
+  const std::string field = "\"" + std::string(key) + "\" " + std::string(problem);
+  return InvalidArgument(what_.empty() ? field : what_ + ": " + field);
 }
 
 Result<std::optional<int64_t>> JsonFields::OptionalInt(std::string_view key) const {
@@ -57,6 +58,27 @@ Result<std::string> JsonFields::String(std::string_view key, std::string fallbac
   if (value == nullptr) return fallback;
   if (!value->is_string()) return Error(key, "must be a string");
   return std::string(value->get_string());
+}
+
+Result<std::string> JsonFields::RequiredString(std::string_view key) const {
+  const boost::json::value* value = Find(key);
+  if (value == nullptr) return Error(key, "is missing");
+  if (!value->is_string()) return Error(key, "must be a string");
+  return std::string(value->get_string());
+}
+
+Result<const boost::json::object*> JsonFields::Object(std::string_view key) const {
+  const boost::json::value* value = Find(key);
+  if (value == nullptr) return Error(key, "is missing");
+  if (!value->is_object()) return Error(key, "must be an object");
+  return &value->get_object();
+}
+
+Result<const boost::json::array*> JsonFields::Array(std::string_view key) const {
+  const boost::json::value* value = Find(key);
+  if (value == nullptr) return Error(key, "is missing");
+  if (!value->is_array()) return Error(key, "must be an array");
+  return &value->get_array();
 }
 
 Result<int64_t> JsonFields::Int(std::string_view key, int64_t fallback) const {

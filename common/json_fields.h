@@ -1,5 +1,5 @@
-// Typed, checked reads of JSON object members. Every mistake in a config file becomes a Status
-// that names the file and the key instead of an exception or a silent default.
+// Typed, checked reads of JSON object members. Every mistake in a config or tokenizer file
+// becomes a Status that names the file and the key instead of an exception or a silent default.
 #pragma once
 
 #include <boost/json.hpp>
@@ -17,7 +17,8 @@ Result<boost::json::object> ParseJsonObject(std::string_view text, std::string_v
 
 class JsonFields {
  public:
-  JsonFields(const boost::json::object& object, std::string what)
+  // `what` names the object in errors (a file, a component); empty: the key alone.
+  explicit JsonFields(const boost::json::object& object, std::string what = "")
       : object_(object), what_(std::move(what)) {}
 
   // The member, or nullptr when it is absent or JSON null.
@@ -33,6 +34,9 @@ class JsonFields {
   Result<bool> Bool(std::string_view key, bool fallback) const;
   // No optional<string> here: GCC 12 misreports it as maybe-uninitialized.
   Result<std::string> String(std::string_view key, std::string fallback) const;
+  Result<std::string> RequiredString(std::string_view key) const;
+  Result<const boost::json::object*> Object(std::string_view key) const;
+  Result<const boost::json::array*> Array(std::string_view key) const;
   // An int or a list of ints (eos_token_id); absent or null gives an empty list.
   Result<std::vector<int>> IntOrIntList(std::string_view key) const;
 
