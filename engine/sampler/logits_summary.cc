@@ -75,19 +75,23 @@ SummaryOrder::SummaryOrder(const LogitsSummary& summary, std::span<const LogitEd
   const float bound = summary.top_logits.empty() ? INFINITY : summary.top_logits.back();
   const int32_t bound_token = summary.top_tokens.empty() ? -1 : summary.top_tokens.back();
   const float scaled_bound = greedy ? bound : bound / temperature;
-  std::vector<std::pair<float, int32_t>> order;
+  struct Known {
+    float scaled;
+    const Entry* entry;
+  };
+  std::vector<Known> order;
   for (const Entry& e : entries_) {
     if (e.edited == -INFINITY) continue;
     const float v = greedy ? e.edited : e.edited / temperature;
     const bool known =
         whole_row || v > scaled_bound || (greedy && v == scaled_bound && e.token <= bound_token);
-    if (known) order.push_back({v, e.token});
+    if (known) order.push_back({v, &e});
   }
-  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  std::sort(order.begin(), order.end(), [](const Known& a, const Known& b) {
+    return a.scaled != b.scaled ? a.scaled > b.scaled : a.entry->token < b.entry->token;
   });
   if (greedy) {
-    for (const auto& [v, token] : order) known_.push_back({token, 0.0});
+    for (const Known& k : order) known_.push_back({k.entry->token, 0.0});
     return;
   }
   // The normaliser over the edited row: the row's sum with the gathered tokens' terms swapped
@@ -102,12 +106,7 @@ SummaryOrder::SummaryOrder(const LogitsSummary& summary, std::span<const LogitEd
   }
   // Cancellation (a masked token held nearly all the mass) can leave nothing trustworthy.
   if (!(total > 0.0)) return;
-  for (const auto& [v, token] : order) {
-    const Entry& e =
-        *std::lower_bound(entries_.begin(), entries_.end(), token,
-                          [](const Entry& entry, int32_t id) { return entry.token < id; });
-    known_.push_back({token, term(e.edited) / total});
-  }
+  for (const Known& k : order) known_.push_back({k.entry->token, term(k.entry->edited) / total});
 }
 
 float SummaryOrder::RawLogit(int32_t token) const {

@@ -82,15 +82,4 @@ std::optional<int32_t> Draw(OrderedTokens& order, const Truncation& kept, double
   return order[kept.count - 1].token;
 }
 
-std::vector<Candidate> TruncatedDistribution(std::span<const float> scaled_logits,
-                                             const SamplingParams& params) {
-  RowOrder order(scaled_logits);
-  const Truncation kept = *Truncate(order, params);
-  order.Extend(kept.count);
-  std::vector<Candidate> out;
-  for (size_t i = 0; i < kept.count; ++i)
-    out.push_back({order[i].token, order[i].prob / kept.mass});
-  return out;
-}
-
 }  // namespace specontext

@@ -60,8 +60,4 @@ std::optional<Truncation> Truncate(OrderedTokens& order, const SamplingParams& p
 // probability exceeds u ∈ [0, 1). nullopt when the source cannot extend that far.
 std::optional<int32_t> Draw(OrderedTokens& order, const Truncation& kept, double u);
 
-// The tokens that survive truncation of a whole row, in order, renormalised to sum to 1.
-std::vector<Candidate> TruncatedDistribution(std::span<const float> scaled_logits,
-                                             const SamplingParams& params);
-
 }  // namespace specontext

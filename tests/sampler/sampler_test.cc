@@ -43,6 +43,18 @@ int32_t TokenOf(const std::vector<float>& logits, const SamplingParams& params,
   return r.ok() ? r->token : -1;
 }
 
+// The tokens that survive truncation of a whole row, in order, renormalised to sum to 1.
+std::vector<Candidate> TruncatedDistribution(std::span<const float> scaled_logits,
+                                             const SamplingParams& params) {
+  RowOrder order(scaled_logits);
+  const Truncation kept = *Truncate(order, params);
+  order.Extend(kept.count);
+  std::vector<Candidate> out;
+  for (size_t i = 0; i < kept.count; ++i)
+    out.push_back({order[i].token, order[i].prob / kept.mass});
+  return out;
+}
+
 // Frequencies of each token over `draws` requests with seeds 0..draws-1.
 std::vector<double> Frequencies(const std::vector<float>& logits, const SamplingParams& params,
                                 int draws = 20000) {
