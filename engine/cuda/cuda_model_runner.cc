@@ -43,7 +43,7 @@ CudaModelRunner::CudaModelRunner(ModelConfig config, KvLayout layout, CudaRunner
 
 CudaModelRunner::~CudaModelRunner() {
   DropGraphs();
-  gemm_.reset();
+  linear_.reset();
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
@@ -87,7 +87,7 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::Create(const Model& mo
 
 Status CudaModelRunner::Init() {
   SPC_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  SPC_ASSIGN_OR_RETURN(gemm_, CublasGemm::Create(stream_));
+  SPC_ASSIGN_OR_RETURN(linear_, Linear::Create(stream_));
   const size_t t = options_.max_tokens, hidden = config_.hidden_size;
   const size_t width = config_.q_size() + 2 * config_.kv_size();
   const size_t inter = config_.intermediate_size;
@@ -239,23 +239,23 @@ Status CudaModelRunner::Forward(const StepShape& shape) {
     }
     SPC_RETURN_IF_ERROR(CaptureHidden(layer, rows));
     SPC_RETURN_IF_ERROR(
-        gemm_->Linear(kAct, ws_.normed.data(), w.qkv, ws_.qkv.data(), rows, width, hidden));
+        linear_->Forward(kAct, ws_.normed.data(), w.qkv, ws_.qkv.data(), rows, width, hidden));
     if (w.qkv_bias != nullptr) {
       SPC_RETURN_IF_ERROR(AddBias(kAct, ws_.qkv.data(), w.qkv_bias, rows, width, stream_));
     }
     SPC_RETURN_IF_ERROR(RotateAndStore(layer, shape));
     SPC_RETURN_IF_ERROR(AttendAll(layer, shape));
-    SPC_RETURN_IF_ERROR(gemm_->Linear(kAct, ws_.attn.data(), w.o, ws_.delta.data(), rows, hidden,
-                                      config_.q_size()));
+    SPC_RETURN_IF_ERROR(linear_->Forward(kAct, ws_.attn.data(), w.o, ws_.delta.data(), rows, hidden,
+                                         config_.q_size()));
     SPC_RETURN_IF_ERROR(AddRmsNorm(kAct, ws_.delta.data(), ws_.resid.data(), w.post_norm,
                                    ws_.normed.data(), rows, hidden, eps, stream_));
-    SPC_RETURN_IF_ERROR(gemm_->Linear(kAct, ws_.normed.data(), w.gate_up, ws_.gate_up.data(), rows,
-                                      2 * inter, hidden));
+    SPC_RETURN_IF_ERROR(linear_->Forward(kAct, ws_.normed.data(), w.gate_up, ws_.gate_up.data(),
+                                         rows, 2 * inter, hidden));
     auto* gate_up = ws_.gate_up.as<uint16_t>();
     SPC_RETURN_IF_ERROR(
         SiluMul(kAct, gate_up, gate_up + inter, 2 * inter, ws_.act.data(), rows, inter, stream_));
     SPC_RETURN_IF_ERROR(
-        gemm_->Linear(kAct, ws_.act.data(), w.down, ws_.delta.data(), rows, hidden, inter));
+        linear_->Forward(kAct, ws_.act.data(), w.down, ws_.delta.data(), rows, hidden, inter));
   }
   SPC_RETURN_IF_ERROR(AddRmsNorm(kAct, ws_.delta.data(), ws_.resid.data(), weights_.final_norm,
                                  ws_.normed.data(), rows, hidden, eps, stream_));
@@ -300,8 +300,8 @@ Status CudaModelRunner::LmHead(int first, int count) {
   SPC_RETURN_IF_ERROR(EmbeddingGather(kAct, inputs_.device().logit_rows + first, count,
                                       ws_.normed.data(), options_.max_tokens, hidden,
                                       ws_.lm_in.data(), stream_));
-  SPC_RETURN_IF_ERROR(gemm_->Linear(kAct, ws_.lm_in.data(), weights_.lm_head, ws_.logits.data(),
-                                    count, config_.vocab_size, hidden));
+  SPC_RETURN_IF_ERROR(linear_->Forward(kAct, ws_.lm_in.data(), weights_.lm_head, ws_.logits.data(),
+                                       count, config_.vocab_size, hidden));
   return WidenToFloat(kAct, ws_.logits.data(), ws_.logits_f32.as<float>(),
                       static_cast<size_t>(count) * config_.vocab_size, stream_);
 }

@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "engine/cpu/rope.h"
-#include "engine/cuda/cublas_gemm.h"
 #include "engine/cuda/cuda_weights.h"
 #include "engine/cuda/decode_attention.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/linear.h"
 #include "engine/cuda/logits_summarizer.h"
 #include "engine/cuda/sparse_index_inputs.h"
 #include "engine/cuda/step_inputs.h"
@@ -107,7 +107,7 @@ class CudaModelRunner : public ModelRunner {
   cpu::Rope rope_;
   float rope_scale_ = 1.0f;
   cudaStream_t stream_ = nullptr;
-  std::unique_ptr<CublasGemm> gemm_;
+  std::unique_ptr<Linear> linear_;
   Workspace ws_;
   StepInputs inputs_;
   SparseIndexInputs sparse_inputs_;

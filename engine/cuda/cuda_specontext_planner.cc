@@ -91,7 +91,7 @@ Status CudaSpecontextPlanner::Init(const RetrievalHead& head, const CudaModelRun
   }
   const RetrievalHeadWeights w = head.weights();
   stream_ = runner.stream();
-  SPC_ASSIGN_OR_RETURN(gemm_, CublasGemm::Create(stream_));
+  SPC_ASSIGN_OR_RETURN(linear_, Linear::Create(stream_));
   q_heads_ = head.num_heads();
   kv_heads_ = head.num_kv_heads();
   head_dim_ = head.head_dim();
@@ -347,11 +347,11 @@ Status CudaSpecontextPlanner::Project(const Work& work) {
                                  normed_.data(), work.total_tokens, hidden_, rms_eps_, stream_));
   if (fused_width > 0) {
     SPC_RETURN_IF_ERROR(HiddenInput(work, base + l.fused));
-    SPC_RETURN_IF_ERROR(gemm_->Linear(kAct, head_in_.data(), weights_.qk_full.data(),
-                                      qk_out_.data(), work.total_tokens, width, 2 * hidden_));
+    SPC_RETURN_IF_ERROR(linear_->Forward(kAct, head_in_.data(), weights_.qk_full.data(),
+                                         qk_out_.data(), work.total_tokens, width, 2 * hidden_));
   } else {
-    SPC_RETURN_IF_ERROR(gemm_->Linear(kAct, normed_.data(), weights_.qk.data(), qk_out_.data(),
-                                      work.total_tokens, width, hidden_));
+    SPC_RETURN_IF_ERROR(linear_->Forward(kAct, normed_.data(), weights_.qk.data(), qk_out_.data(),
+                                         work.total_tokens, width, hidden_));
   }
   if (weights_.qk_bias.bytes() > 0) {
     SPC_RETURN_IF_ERROR(
@@ -387,8 +387,8 @@ Status CudaSpecontextPlanner::HiddenInput(const Work& work, const std::byte* fus
   const size_t t = static_cast<size_t>(work.total_tokens), row_bytes = size_t{2} * hidden_;
   SPC_RETURN_IF_ERROR(EnsureCapacity(fc_out_, t * row_bytes));
   SPC_RETURN_IF_ERROR(EnsureCapacity(head_in_, 2 * t * row_bytes));
-  SPC_RETURN_IF_ERROR(gemm_->Linear(kAct, fused, weights_.fc.data(), fc_out_.data(),
-                                    work.total_tokens, hidden_, fused_width_));
+  SPC_RETURN_IF_ERROR(linear_->Forward(kAct, fused, weights_.fc.data(), fc_out_.data(),
+                                       work.total_tokens, hidden_, fused_width_));
   // hidden_norm(fc(h)) into the second half of each input row, after the normalised embedding.
   SPC_RETURN_IF_ERROR(AddRmsNorm(kAct, fc_out_.data(), nullptr, weights_.hidden_norm.data(),
                                  gathered_.data(), work.total_tokens, hidden_, rms_eps_, stream_));

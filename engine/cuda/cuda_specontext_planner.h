@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "common/status.h"
-#include "engine/cuda/cublas_gemm.h"
 #include "engine/cuda/cuda_model_runner.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/head_k_pool.h"
+#include "engine/cuda/linear.h"
 #include "engine/cuda/paged_kv.h"
 #include "engine/specontext/fused_history.h"
 #include "engine/specontext/plan_policy.h"
@@ -93,7 +93,7 @@ class CudaSpecontextPlanner final : public StepPlanner {
   std::vector<int> aux_layer_ids_;
   int fused_width_ = 0;
   cudaStream_t stream_ = nullptr;
-  std::unique_ptr<CublasGemm> gemm_;
+  std::unique_ptr<Linear> linear_;
   Weights weights_;
   const void* embedding_ = nullptr;
   int vocab_ = 0, hidden_ = 0, q_heads_ = 0, kv_heads_ = 0, head_dim_ = 0;

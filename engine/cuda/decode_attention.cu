@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <type_traits>
 
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/decode_attention.h"
@@ -37,13 +38,57 @@ __device__ __forceinline__ int AttendLength(const DecodeAttentionArgs& a, int b,
                                                 : a.seq_lens[b];
 }
 
+// Independent 16-byte loads per lane in flight; fewer where q and the accumulators of eight
+// heads already take most registers.
+template <int kHeads>
+constexpr int LoadsPerLane() {
+  return kHeads >= 8 ? 4 : 8;
+}
+
+// v[u]: this lane's partial dot product of key u, summed over kLanes lanes. Each halving step
+// trades half of the keys with the partner lane, so the lanes end up with one full sum each in
+// v[0] (of key ReducedKey(lane)) after kKeys - 1 + log2(kLanes / kKeys) shuffles, instead of
+// kKeys · log2(kLanes) for a butterfly per key.
+template <int kLanes, int kKeys>
+__device__ __forceinline__ void TransposeSum(float (&v)[kKeys], int lane_in_key) {
+  static_assert(kKeys <= kLanes && (kKeys & (kKeys - 1)) == 0);
+  int count = kKeys;
+#pragma unroll
+  for (int offset = kLanes / 2; offset > 0; offset >>= 1) {
+    if (count > 1) {
+      const int half = count / 2;
+      const bool upper = lane_in_key & offset;
+#pragma unroll
+      for (int j = 0; j < half; ++j) {
+        const float send = upper ? v[j] : v[j + half];
+        const float keep = upper ? v[j + half] : v[j];
+        v[j] = keep + __shfl_xor_sync(0xffffffffu, send, offset);
+      }
+      count = half;
+    } else {
+      v[0] += __shfl_xor_sync(0xffffffffu, v[0], offset);
+    }
+  }
+}
+
+// The key whose sum TransposeSum leaves in a lane: upper lanes keep the upper half each step.
+template <int kLanes, int kKeys>
+__device__ __forceinline__ int ReducedKey(int lane_in_key) {
+  int key = 0;
+  int half = kKeys / 2;
+#pragma unroll
+  for (int offset = kLanes / 2; half > 0; offset >>= 1, half /= 2) {
+    if (lane_in_key & offset) key += half;
+  }
+  return key;
+}
+
 // Grid: (splits, num_kv_heads x head_subgroups, batch). A key's head_dim elements are read by
-// kLanesPerKey lanes, 8 each; a warp covers kKeysPerWarp keys at a time.
-template <typename T, int kHeadDim, int kHeads>
+// kLanesPerKey lanes, 8 each; a warp covers kKeysPerWarp keys at a time. With kPrefetchV the
+// first round of V loads goes out with the first round of K.
+template <typename T, int kHeadDim, int kHeads, bool kPrefetchV>
 __global__ void __launch_bounds__(kWarps * 32) DecodeSplitKernel(DecodeParams p) {
-  // Independent 16-byte loads per lane in flight; fewer where q and the accumulators of eight
-  // heads already take most registers.
-  constexpr int kUnroll = kHeads >= 8 ? 4 : 8;
+  constexpr int kUnroll = LoadsPerLane<kHeads>();
   constexpr int kLanesPerKey = kHeadDim / 8;
   constexpr int kKeysPerWarp = 32 / kLanesPerKey;
   constexpr int kKeyGroups = kWarps * kKeysPerWarp;
@@ -100,6 +145,15 @@ __global__ void __launch_bounds__(kWarps * 32) DecodeSplitKernel(DecodeParams p)
   __syncthreads();
   // This lane's 8 elements of key i (0-based within the split); V is half a block on.
   auto key_ptr = [&](int i) { return key_addr[i] + sub * 8; };
+  uint4 v_first[kPrefetchV ? kUnroll : 1];
+  if constexpr (kPrefetchV) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int i = warp * kKeysPerWarp + u * kKeyGroups + key_in_warp;
+      v_first[u] = i < n ? __ldg(reinterpret_cast<const uint4*>(key_ptr(i) + half_block * kHeadDim))
+                         : uint4{0, 0, 0, 0};
+    }
+  }
 
   float* scores = smem;
   // Every lane of a warp runs the same trip count, so the shuffles below see the full warp.
@@ -110,22 +164,24 @@ __global__ void __launch_bounds__(kWarps * 32) DecodeSplitKernel(DecodeParams p)
       const int i = base + u * kKeyGroups + key_in_warp;
       raw[u] = i < n ? __ldg(reinterpret_cast<const uint4*>(key_ptr(i))) : uint4{0, 0, 0, 0};
     }
+    float part[kHeads][kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const int i = base + u * kKeyGroups + key_in_warp;
       float k[8];
       Unpack8<T>(raw[u], k);
 #pragma unroll
       for (int g = 0; g < kHeads; ++g) {
-        float s = 0.0f;
+        part[g][u] = 0.0f;
 #pragma unroll
-        for (int j = 0; j < 8; ++j) s += q[g][j] * k[j];
-#pragma unroll
-        for (int offset = kLanesPerKey / 2; offset > 0; offset >>= 1) {
-          s += __shfl_xor_sync(0xffffffffu, s, offset);
-        }
-        if (sub == 0 && i < n) scores[g * p.chunk + i] = s;
+        for (int j = 0; j < 8; ++j) part[g][u] += q[g][j] * k[j];
       }
+    }
+#pragma unroll
+    for (int g = 0; g < kHeads; ++g) TransposeSum<kLanesPerKey, kUnroll>(part[g], sub);
+    const int i = base + ReducedKey<kLanesPerKey, kUnroll>(sub) * kKeyGroups + key_in_warp;
+    if (sub % (kLanesPerKey / kUnroll) == 0 && i < n) {
+#pragma unroll
+      for (int g = 0; g < kHeads; ++g) scores[g * p.chunk + i] = part[g][0];
     }
   }
   __syncthreads();
@@ -157,8 +213,12 @@ __global__ void __launch_bounds__(kWarps * 32) DecodeSplitKernel(DecodeParams p)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int i = base + u * kKeyGroups + key_in_warp;
-      raw[u] = i < n ? __ldg(reinterpret_cast<const uint4*>(key_ptr(i) + half_block * kHeadDim))
-                     : uint4{0, 0, 0, 0};
+      if (kPrefetchV && base == warp * kKeysPerWarp) {
+        raw[u] = v_first[kPrefetchV ? u : 0];
+      } else {
+        raw[u] = i < n ? __ldg(reinterpret_cast<const uint4*>(key_ptr(i) + half_block * kHeadDim))
+                       : uint4{0, 0, 0, 0};
+      }
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -216,28 +276,54 @@ __global__ void __launch_bounds__(kWarps * 32) DecodeSplitKernel(DecodeParams p)
   }
 }
 
+constexpr int kCombineThreads = 256;  // at most
+
 // Grid: (num_q_heads, batch). Weighs each split's normalised output by its share of the total
-// softmax mass.
+// softmax mass. A split's row is read by kHeadDim / 4 threads, 16 bytes each, and the block's
+// groups of them (up to one per split) take different splits, so the splits' loads are in
+// flight at once rather than one split after another.
 template <typename T, int kHeadDim>
-__global__ void DecodeCombineKernel(DecodeParams p, int splits) {
+__global__ void __launch_bounds__(kCombineThreads) DecodeCombineKernel(DecodeParams p, int splits) {
+  constexpr int kRowThreads = kHeadDim / 4;
+  constexpr int kGroups = kCombineThreads / kRowThreads;
+  __shared__ float4 part_out[kGroups][kRowThreads];
+  __shared__ float part_total[kGroups];
   const DecodeAttentionArgs& a = p.a;
   const int head = blockIdx.x, b = blockIdx.y;
   const int len = AttendLength(a, b, head / p.group, p.num_kv_heads);
   const int used = min(splits, (len + p.chunk - 1) / p.chunk);
   const size_t row0 = (static_cast<size_t>(b) * a.num_q_heads + head) * splits;
+  // Every thread finds the maximum itself: the loads are independent cache hits, cheaper than
+  // a block reduction's barriers.
   float m = -INFINITY;
+#pragma unroll 8
   for (int s = 0; s < used; ++s) m = fmaxf(m, p.ws_lse[row0 + s]);
-  for (int d = threadIdx.x; d < kHeadDim; d += blockDim.x) {
-    float o = 0.0f, total = 0.0f;
-    for (int s = 0; s < used; ++s) {
-      const float w = exp2f(p.ws_lse[row0 + s] - m);
-      o += w * p.ws_out[(row0 + s) * kHeadDim + d];
-      total += w;
-    }
-    o = total > 0.0f ? o / total : 0.0f;
-    static_cast<T*>(a.out)[static_cast<size_t>(b) * a.out_stride + head * kHeadDim + d] =
-        FromFloat<T>(o);
+  const int groups = blockDim.x / kRowThreads;
+  const int group = threadIdx.x / kRowThreads, t = threadIdx.x % kRowThreads;
+  float4 o{0.0f, 0.0f, 0.0f, 0.0f};
+  float total = 0.0f;
+#pragma unroll 4
+  for (int s = group; s < used; s += groups) {
+    const float w = exp2f(p.ws_lse[row0 + s] - m);
+    const float4 v = reinterpret_cast<const float4*>(p.ws_out + (row0 + s) * kHeadDim)[t];
+    o.x += w * v.x, o.y += w * v.y, o.z += w * v.z, o.w += w * v.w;
+    total += w;
   }
+  part_out[group][t] = o;
+  if (t == 0) part_total[group] = total;
+  __syncthreads();
+  if (group != 0) return;
+  total = 0.0f;
+  o = float4{0.0f, 0.0f, 0.0f, 0.0f};
+  for (int g = 0; g < groups; ++g) {
+    const float4 v = part_out[g][t];
+    o.x += v.x, o.y += v.y, o.z += v.z, o.w += v.w;
+    total += part_total[g];
+  }
+  const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+  T* dst = static_cast<T*>(a.out) + static_cast<size_t>(b) * a.out_stride + head * kHeadDim + 4 * t;
+  dst[0] = FromFloat<T>(o.x * inv), dst[1] = FromFloat<T>(o.y * inv);
+  dst[2] = FromFloat<T>(o.z * inv), dst[3] = FromFloat<T>(o.w * inv);
 }
 
 size_t SplitSmemBytes(const DecodeAttentionPlan& plan, int head_dim) {
@@ -246,34 +332,59 @@ size_t SplitSmemBytes(const DecodeAttentionPlan& plan, int head_dim) {
                                           size_t(kWarps) * plan.heads_per_cta * head_dim);
 }
 
+using SplitKernelFn = void (*)(DecodeParams);
+
 template <typename T, int kHeadDim, int kHeads>
-Status LaunchHeads(const DecodeParams& p, const DecodeAttentionPlan& plan, int batch,
-                   cudaStream_t stream) {
-  const dim3 grid(plan.splits, p.num_kv_heads * plan.head_subgroups, batch);
-  DecodeSplitKernel<T, kHeadDim, kHeads>
-      <<<grid, kWarps * 32, SplitSmemBytes(plan, kHeadDim), stream>>>(p);
-  SPC_RETURN_IF_ERROR(CheckLaunch("DecodeAttention"));
-  if (plan.splits > 1) {
-    DecodeCombineKernel<T, kHeadDim>
-        <<<dim3(p.a.num_q_heads, batch), std::min(kHeadDim, 128), 0, stream>>>(p, plan.splits);
-    SPC_RETURN_IF_ERROR(CheckLaunch("DecodeAttention combine"));
-  }
-  return Status::Ok();
+SplitKernelFn SplitKernelFor(bool prefetch_v) {
+  return prefetch_v ? DecodeSplitKernel<T, kHeadDim, kHeads, true>
+                    : DecodeSplitKernel<T, kHeadDim, kHeads, false>;
 }
 
 template <typename T, int kHeadDim>
-Status LaunchDim(const DecodeParams& p, const DecodeAttentionPlan& plan, int batch,
-                 cudaStream_t stream) {
-  switch (plan.heads_per_cta) {
+SplitKernelFn SplitKernelFor(int heads_per_cta, bool prefetch_v) {
+  switch (heads_per_cta) {
     case 1:
-      return LaunchHeads<T, kHeadDim, 1>(p, plan, batch, stream);
+      return SplitKernelFor<T, kHeadDim, 1>(prefetch_v);
     case 2:
-      return LaunchHeads<T, kHeadDim, 2>(p, plan, batch, stream);
+      return SplitKernelFor<T, kHeadDim, 2>(prefetch_v);
     case 4:
-      return LaunchHeads<T, kHeadDim, 4>(p, plan, batch, stream);
+      return SplitKernelFor<T, kHeadDim, 4>(prefetch_v);
     default:
-      return LaunchHeads<T, kHeadDim, 8>(p, plan, batch, stream);
+      return SplitKernelFor<T, kHeadDim, 8>(prefetch_v);
   }
+}
+
+// Calls fn(T{}, std::integral_constant<int, head_dim>{}) for the element type and head_dim.
+template <typename Fn>
+Status DispatchKv(const PagedKv& kv, const char* what, Fn&& fn) {
+  return DispatchHalfType(kv.dtype, what, [&](auto tag) -> Status {
+    switch (kv.head_dim) {
+      case 64:
+        return fn(tag, std::integral_constant<int, 64>{});
+      case 128:
+        return fn(tag, std::integral_constant<int, 128>{});
+      default:
+        return fn(tag, std::integral_constant<int, 256>{});
+    }
+  });
+}
+
+template <typename T, int kHeadDim>
+Status Launch(const DecodeParams& p, const DecodeAttentionPlan& plan, int batch,
+              cudaStream_t stream) {
+  const dim3 grid(plan.splits, p.num_kv_heads * plan.head_subgroups, batch);
+  SplitKernelFor<T, kHeadDim>(
+      plan.heads_per_cta,
+      plan.prefetch_v)<<<grid, kWarps * 32, SplitSmemBytes(plan, kHeadDim), stream>>>(p);
+  SPC_RETURN_IF_ERROR(CheckLaunch("DecodeAttention"));
+  if (plan.splits > 1) {
+    constexpr int kRowThreads = kHeadDim / 4;
+    const int threads = kRowThreads * std::min(plan.splits, kCombineThreads / kRowThreads);
+    DecodeCombineKernel<T, kHeadDim>
+        <<<dim3(p.a.num_q_heads, batch), threads, 0, stream>>>(p, plan.splits);
+    SPC_RETURN_IF_ERROR(CheckLaunch("DecodeAttention combine"));
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -307,6 +418,14 @@ Result<DecodeAttentionPlan> PlanDecodeAttention(const PagedKv& kv, int batch, in
   chunk = std::clamp<long>((chunk + kMinChunk - 1) / kMinChunk * kMinChunk, kMinChunk, kMaxChunk);
   plan.chunk = static_cast<int>(chunk);
   plan.splits = static_cast<int>(std::max<long>(1, (max_len + chunk - 1) / chunk));
+  int prefetch_ctas_per_sm = 0;
+  SPC_RETURN_IF_ERROR(DispatchKv(kv, "PlanDecodeAttention", [&](auto tag, auto dim) -> Status {
+    SPC_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &prefetch_ctas_per_sm, SplitKernelFor<decltype(tag), dim.value>(plan.heads_per_cta, true),
+        kWarps * 32, SplitSmemBytes(plan, dim.value)));
+    return Status::Ok();
+  }));
+  plan.prefetch_v = ctas_per_split * plan.splits <= long(prefetch_ctas_per_sm) * sms;
   if (plan.splits > 1) {
     plan.workspace_bytes =
         sizeof(float) * size_t(batch) * num_q_heads * plan.splits * (kv.head_dim + 1);
@@ -340,16 +459,8 @@ Status DecodeAttention(const DecodeAttentionArgs& args, const PagedKv& kv,
     p.ws_out = static_cast<float*>(workspace);
     p.ws_lse = p.ws_out + size_t(args.batch) * args.num_q_heads * plan.splits * kv.head_dim;
   }
-  return DispatchHalfType(kv.dtype, "DecodeAttention", [&](auto tag) -> Status {
-    using T = decltype(tag);
-    switch (kv.head_dim) {
-      case 64:
-        return LaunchDim<T, 64>(p, plan, args.batch, stream);
-      case 128:
-        return LaunchDim<T, 128>(p, plan, args.batch, stream);
-      default:
-        return LaunchDim<T, 256>(p, plan, args.batch, stream);
-    }
+  return DispatchKv(kv, "DecodeAttention", [&](auto tag, auto dim) -> Status {
+    return Launch<decltype(tag), dim.value>(p, plan, args.batch, stream);
   });
 }
 

@@ -40,6 +40,9 @@ struct DecodeAttentionPlan {
   int head_subgroups = 0;  // CTAs per KV head along the query-head group
   int chunk = 0;           // keys per split
   int splits = 0;          // splits of the longest sequence
+  // The grid fits in one wave even at the register cost of loading V together with K: each
+  // split then waits on memory once (fewer CTAs per multiprocessor would cost more waves).
+  bool prefetch_v = false;
   size_t workspace_bytes = 0;
 };
 

@@ -132,6 +132,17 @@ __device__ __forceinline__ float BlockSum(float v, float* scratch) {
   return WarpSum(v);
 }
 
+// Maximum over the whole block, as BlockSum.
+__device__ __forceinline__ float BlockMax(float v, float* scratch) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  v = WarpMax(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : -INFINITY;
+  return WarpMax(v);
+}
+
 // Calls fn(T{}) with T the device type of a 16-bit float dtype; other dtypes are an error.
 template <typename Fn>
 Status DispatchHalfType(DType dtype, const char* what, Fn&& fn) {

@@ -30,6 +30,8 @@ struct PrefillAttentionArgs {
   const int32_t* q_len = nullptr;
   const int32_t* kv_len = nullptr;
   int max_q_len = 0;  // host-side upper bound of q_len, sizes the grid
+  // Query rows per CTA, 64 or 128; 0 picks by max_q_len (tests and benchmarks pin each).
+  int tile_rows = 0;
 };
 
 // head_dim 64 or 128.

@@ -67,16 +67,6 @@ __global__ void ScoreKernel(SelectionArgs a, PagedKv kv, int block_shift, Worksp
   }
 }
 
-__device__ float BlockMax(float v, float* scratch) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  v = WarpMax(v);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < warps ? scratch[lane] : -INFINITY;
-  return WarpMax(v);
-}
-
 // Grid (q_heads, rows): the softmax statistics of one query head over its row's positions.
 __global__ void StatsKernel(SelectionArgs a, Workspace ws) {
   __shared__ float scratch[32];

@@ -14,6 +14,7 @@
 #include "engine/cuda/decode_attention.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/prefill_attention.h"
+#include "tests/gpu/bench_util.cuh"
 
 namespace specontext::cuda {
 namespace {
@@ -21,56 +22,8 @@ namespace {
 constexpr int kQHeads = 32, kKvHeads = 8, kHeadDim = 128, kBlockTokens = 16;
 constexpr size_t kBlockElems = 2ull * kKvHeads * kBlockTokens * kHeadDim;
 
-__global__ void FillRandom(__nv_bfloat16* p, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
-       i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    h ^= h >> 15, h *= 2246822519u, h ^= h >> 13;
-    p[i] = __float2bfloat16((h & 0xffff) / 32768.0f - 1.0f + 1e-3f);
-  }
-}
-
-#define BENCH_CHECK(call)                                                    \
-  do {                                                                       \
-    cudaError_t e = (call);                                                  \
-    if (e != cudaSuccess) {                                                  \
-      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(e)); \
-      std::exit(1);                                                          \
-    }                                                                        \
-  } while (0)
-
-template <typename Fn>
-float MedianMs(Fn&& fn, int repeats) {
-  cudaEvent_t start, stop;
-  BENCH_CHECK(cudaEventCreate(&start));
-  BENCH_CHECK(cudaEventCreate(&stop));
-  for (int i = 0; i < 3; ++i) fn(i);
-  std::vector<float> ms(repeats);
-  for (int i = 0; i < repeats; ++i) {
-    BENCH_CHECK(cudaEventRecord(start));
-    fn(i);
-    BENCH_CHECK(cudaEventRecord(stop));
-    BENCH_CHECK(cudaEventSynchronize(stop));
-    BENCH_CHECK(cudaEventElapsedTime(&ms[i], start, stop));
-  }
-  BENCH_CHECK(cudaGetLastError());
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(ms.begin(), ms.end());
-  return ms[repeats / 2];
-}
-
-DeviceBuffer Alloc(size_t bytes) {
-  auto b = DeviceBuffer::Allocate(bytes);
-  if (!b.ok()) {
-    std::fprintf(stderr, "%s\n", b.status().ToString().c_str());
-    std::exit(1);
-  }
-  return std::move(b).value();
-}
-
 // One sequence of `fresh` new tokens after `past` cached ones; blocks scattered over the pool.
-void BenchPrefill(const DeviceBuffer& pool, size_t pool_blocks, int past, int fresh,
+void BenchPrefill(const DeviceBuffer& pool, size_t pool_blocks, int past, int fresh, int tile_rows,
                   std::mt19937& rng) {
   const int total = past + fresh;
   const int blocks = (total + kBlockTokens - 1) / kBlockTokens;
@@ -101,6 +54,7 @@ void BenchPrefill(const DeviceBuffer& pool, size_t pool_blocks, int past, int fr
   args.q_len = d_meta.as<int32_t>() + 1;
   args.kv_len = d_meta.as<int32_t>() + 2;
   args.max_q_len = fresh;
+  args.tile_rows = tile_rows;
   Status failed;
   const float ms = MedianMs(
       [&](int) {
@@ -115,7 +69,8 @@ void BenchPrefill(const DeviceBuffer& pool, size_t pool_blocks, int past, int fr
   // Each new token attends to past + its own index + 1 positions: q·k and p·v, 2 FLOPs a MAC.
   const double pairs = double(fresh) * past + double(fresh) * (fresh + 1) / 2;
   const double flops = 4.0 * pairs * kHeadDim * kQHeads;
-  std::printf("%-7s %8d %8d %10.1f %9.1f\n", "prefill", past, fresh, ms * 1e3, flops / ms / 1e9);
+  std::printf("%-7s %8d %8d %5d %10.1f %9.1f\n", "prefill", past, fresh, tile_rows, ms * 1e3,
+              flops / ms / 1e9);
 }
 
 int Main() {
@@ -233,10 +188,13 @@ int Main() {
       }
     }
   }
-  std::printf("\n%-7s %8s %8s %10s %9s\n", "mode", "past", "new", "time_us", "TFLOP/s");
-  for (const auto [past, fresh] :
-       {std::pair{0, 1024}, std::pair{0, 4096}, std::pair{0, 16384}, std::pair{16384, 2048}}) {
-    BenchPrefill(pool, pool_blocks, past, fresh, rng);
+  // tile 0: the height the kernel picks.
+  std::printf("\n%-7s %8s %8s %5s %10s %9s\n", "mode", "past", "new", "tile", "time_us", "TFLOP/s");
+  for (const auto [past, fresh] : {std::pair{0, 1024}, std::pair{0, 4096}, std::pair{0, 16384},
+                                   std::pair{0, 32768}, std::pair{16384, 2048}}) {
+    for (int tile_rows : {0, 64, 128}) {
+      BenchPrefill(pool, pool_blocks, past, fresh, tile_rows, rng);
+    }
   }
   return 0;
 }
@@ -245,10 +203,5 @@ int Main() {
 }  // namespace specontext::cuda
 
 int main() {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    std::printf("no GPU: attention benchmark skipped\n");
-    return 0;
-  }
-  return specontext::cuda::Main();
+  return specontext::cuda::GpuPresent("attention benchmark") ? specontext::cuda::Main() : 0;
 }

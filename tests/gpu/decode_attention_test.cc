@@ -93,10 +93,6 @@ TEST_P(DecodeAttentionTest, MatchesReference) {
     args.index_counts = d_counts.as<int32_t>();
     args.index_stride = index_stride;
   }
-  const Status st = cuda::DecodeAttention(args, pool.view(), *plan, d_ws.data(), nullptr);
-  ASSERT_TRUE(st.ok()) << st.ToString();
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-
   std::vector<double> ref;
   for (int b = 0; b < batch; ++b) {
     for (int h = 0; h < c.q_heads; ++h) {
@@ -104,9 +100,18 @@ TEST_P(DecodeAttentionTest, MatchesReference) {
                          lists[size_t(b) * c.kv_heads + h / group], ref);
     }
   }
-  const std::vector<float> got = DecodeAll(c.dtype, DownloadHalf(d_out, ref.size()));
-  EXPECT_LT(RelativeError(got, ref), c.dtype == DType::kBF16 ? 1e-2 : 2e-3)
-      << "splits " << plan->splits << " chunk " << plan->chunk;
+  // The plan's choice of kernel variant, then the other one, on a freshly poisoned output.
+  for (const bool prefetch_v : {plan->prefetch_v, !plan->prefetch_v}) {
+    cuda::DecodeAttentionPlan variant = *plan;
+    variant.prefetch_v = prefetch_v;
+    ASSERT_EQ(cudaMemset(d_out.data(), 0xff, d_out.bytes()), cudaSuccess);
+    const Status st = cuda::DecodeAttention(args, pool.view(), variant, d_ws.data(), nullptr);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    const std::vector<float> got = DecodeAll(c.dtype, DownloadHalf(d_out, ref.size()));
+    EXPECT_LT(RelativeError(got, ref), c.dtype == DType::kBF16 ? 1e-2 : 2e-3)
+        << "splits " << plan->splits << " chunk " << plan->chunk << " prefetch_v " << prefetch_v;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -28,7 +28,8 @@ struct PrefillCase {
   std::vector<Chunk> chunks;
 };
 
-class PrefillAttentionTest : public ::testing::TestWithParam<PrefillCase> {
+// Each case at every tile height the kernel has, and at the one it picks (0).
+class PrefillAttentionTest : public ::testing::TestWithParam<std::tuple<PrefillCase, int>> {
  protected:
   void SetUp() override {
     if (ProbeDevices().gpus.empty()) GTEST_SKIP() << "no GPU: " << ProbeDevices().why_no_gpu;
@@ -36,7 +37,7 @@ class PrefillAttentionTest : public ::testing::TestWithParam<PrefillCase> {
 };
 
 TEST_P(PrefillAttentionTest, MatchesReference) {
-  const PrefillCase c = GetParam();
+  const auto& [c, tile_rows] = GetParam();
   std::mt19937 rng(7 + c.head_dim + c.q_heads * 5 + c.chunks.back().past);
   const int seqs = static_cast<int>(c.chunks.size()), D = c.head_dim;
   const int group = c.q_heads / c.kv_heads;
@@ -71,6 +72,7 @@ TEST_P(PrefillAttentionTest, MatchesReference) {
   args.q_len = d_qlen.as<int32_t>();
   args.kv_len = d_kvlen.as<int32_t>();
   args.max_q_len = max_q;
+  args.tile_rows = tile_rows;
   const Status st = cuda::PrefillAttention(args, pool.view(), nullptr);
   ASSERT_TRUE(st.ok()) << st.ToString();
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
@@ -93,12 +95,34 @@ TEST_P(PrefillAttentionTest, MatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, PrefillAttentionTest,
-    ::testing::Values(
-        PrefillCase{DType::kBF16, 128, 32, 8, {{0, 1}, {0, 100}, {37, 64}, {200, 130}}},
-        PrefillCase{DType::kBF16, 64, 9, 3, {{0, 77}, {5, 1}}},
-        PrefillCase{DType::kF16, 128, 8, 8, {{0, 129}}},
-        PrefillCase{DType::kBF16, 128, 64, 8, {{600, 65}}},
-        PrefillCase{DType::kF16, 64, 4, 1, {{16, 16}, {3, 200}}}));
+    ::testing::Combine(::testing::Values(
+                           PrefillCase{
+                               DType::kBF16, 128, 32, 8, {{0, 1}, {0, 100}, {37, 64}, {200, 130}}},
+                           PrefillCase{DType::kBF16, 64, 9, 3, {{0, 77}, {5, 1}}},
+                           PrefillCase{DType::kF16, 128, 8, 8, {{0, 129}}},
+                           PrefillCase{DType::kBF16, 128, 64, 8, {{600, 65}}},
+                           PrefillCase{DType::kF16, 64, 4, 1, {{16, 16}, {3, 200}}}),
+                       ::testing::Values(0, 64, 128)));
+
+TEST(PrefillAttentionArgsTest, RefusesAnUnknownTileHeight) {
+  if (ProbeDevices().gpus.empty()) GTEST_SKIP() << "no GPU: " << ProbeDevices().why_no_gpu;
+  std::mt19937 rng(3);
+  PagedKvPool pool(DType::kBF16, 1, 64, 16, {16}, rng);
+  ASSERT_TRUE(pool.ok());
+  auto d_meta = Upload(std::vector<int32_t>{0, 16, 16});
+  auto d_q = Poisoned(16 * 64 * 2);
+  cuda::PrefillAttentionArgs args;
+  args.q = args.out = d_q.data();
+  args.q_stride = args.out_stride = 64;
+  args.num_seqs = 1;
+  args.num_q_heads = 1;
+  args.q_start = d_meta.as<int32_t>();
+  args.q_len = d_meta.as<int32_t>() + 1;
+  args.kv_len = d_meta.as<int32_t>() + 2;
+  args.max_q_len = 16;
+  args.tile_rows = 32;
+  EXPECT_FALSE(cuda::PrefillAttention(args, pool.view(), nullptr).ok());
+}
 
 }  // namespace
 }  // namespace specontext::testing_gpu
