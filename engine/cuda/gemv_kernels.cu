@@ -1,78 +1,118 @@
+#include <type_traits>
+
 #include "engine/cuda/gemv_kernels.h"
 #include "engine/cuda/kernel_util.cuh"
 
 namespace specontext::cuda {
 namespace {
 
-constexpr int kWarpsPerBlock = 8;
-// 16-byte weight loads each lane issues before it uses the first: enough bytes in flight per
-// multiprocessor to cover DRAM latency at full bandwidth.
-constexpr int kLoadsInFlight = 8;
+constexpr int kWarpsPerBlock = 8;  // each takes every 8th 32-wide slice of k
+constexpr int kRowsPerBlock = 16;  // the M of one MMA
+constexpr int kSliceK = 32;        // k per warp per slice: 4 lanes x 8 elements
+// Slices a lane loads before it uses the first: enough bytes in flight per multiprocessor to
+// cover DRAM latency at full bandwidth.
+constexpr int kSlicesInFlight = 4;
 
 // Weights are read exactly once: bypass L1 so the activation rows stay there.
 __device__ __forceinline__ uint4 LoadOnce(const uint4* p) {
   uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
   return v;
 }
 
-// One warp per output column n: its lanes stride over w[n] in 16-byte pieces, each piece
-// multiplied by the same piece of every row of x.
-template <typename T, int M>
+// D (16x8, fp32) += A (16x16) x B (16x8), 16-bit operands (mma.m16n8k16 fragment layouts).
+template <typename T>
+__device__ __forceinline__ void Mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                    uint32_t a3, uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+}
+
+__device__ __forceinline__ uint4 Masked(uint4 v, uint32_t keep) {
+  return uint4{v.x & keep, v.y & keep, v.z & keep, v.w & keep};
+}
+
+// One 32-wide slice of k: two MMA steps on weight rows g (lo) and g + 8 (hi).
+template <typename T>
+__device__ __forceinline__ void MmaSlice(float (&d)[4], const uint4& lo, const uint4& hi,
+                                         const uint4& xv) {
+  Mma<T>(d, lo.x, hi.x, lo.y, hi.y, xv.x, xv.y);
+  Mma<T>(d, lo.z, hi.z, lo.w, hi.w, xv.z, xv.w);
+}
+
+// One CTA computes 16 outputs (weight rows) for all m <= 8 activation rows on tensor cores:
+// A = 16 weight rows, B = the activation rows, D in registers across the whole of k, so no
+// lane shuffles partial sums. A dot product does not depend on the order of k, so each lane
+// feeds the MMA the 16 bytes it loads as they are: lane (group g, quad q) holds elements
+// 8q..8q+7 of a 32-wide slice of weight rows g and g + 8 and of activation row g, and MMA
+// step t takes elements 4t..4t+3 of each as the k columns 2q, 2q+1, 2q+8, 2q+9 of its
+// fragments -- the same mapping for A and B. The 8 warps split k and add up through shared
+// memory at the end.
+template <typename T>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    GemvKernel(const uint4* __restrict__ x, const uint4* __restrict__ w, T* __restrict__ y, int n,
-               int chunks) {
-  const int lane = threadIdx.x % 32;
-  const int col = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
-  if (col >= n) return;
-  const uint4* wrow = w + static_cast<size_t>(col) * chunks;
-  float acc[M];
+    GemvKernel(const uint16_t* __restrict__ x, const uint16_t* __restrict__ w, T* __restrict__ y,
+               int m, int n, int k) {
+  __shared__ float4 partial[kWarpsPerBlock][32];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int grp = lane / 4, quad = lane % 4;
+  const int row0 = blockIdx.x * kRowsPerBlock;
+  // Rows past n read row n - 1 and are not stored; lanes past m read activation row m - 1 into
+  // columns of D that are not stored either, so no load needs a branch.
+  const uint16_t* w_lo = w + static_cast<size_t>(min(row0 + grp, n - 1)) * k + quad * 8;
+  const uint16_t* w_hi = w + static_cast<size_t>(min(row0 + grp + 8, n - 1)) * k + quad * 8;
+  const uint16_t* x_row = x + static_cast<size_t>(min(grp, m - 1)) * k + quad * 8;
+  float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+
+  constexpr int kStride = kWarpsPerBlock * kSliceK;
+  int base = warp * kSliceK;
+  // Whole rounds: every lane's pieces of kSlicesInFlight slices lie inside k.
+  for (; base + (kSlicesInFlight - 1) * kStride + kSliceK <= k; base += kSlicesInFlight * kStride) {
+    uint4 lo[kSlicesInFlight], hi[kSlicesInFlight], xv[kSlicesInFlight];
 #pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  for (int base = lane; base < chunks; base += 32 * kLoadsInFlight) {
-    uint4 wv[kLoadsInFlight];
-#pragma unroll
-    for (int u = 0; u < kLoadsInFlight; ++u) {
-      const int c = base + 32 * u;
-      wv[u] = c < chunks ? LoadOnce(wrow + c) : uint4{0, 0, 0, 0};
+    for (int u = 0; u < kSlicesInFlight; ++u) {
+      lo[u] = LoadOnce(reinterpret_cast<const uint4*>(w_lo + base + u * kStride));
+      hi[u] = LoadOnce(reinterpret_cast<const uint4*>(w_hi + base + u * kStride));
+      xv[u] = __ldg(reinterpret_cast<const uint4*>(x_row + base + u * kStride));
     }
 #pragma unroll
-    for (int u = 0; u < kLoadsInFlight; ++u) {
-      const int c = base + 32 * u;
-      if (c >= chunks) continue;
-      float wf[8];
-      Unpack8<T>(wv[u], wf);
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        float xf[8];
-        Unpack8<T>(__ldg(x + static_cast<size_t>(m) * chunks + c), xf);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) acc[m] = fmaf(wf[i], xf[i], acc[m]);
-      }
-    }
+    for (int u = 0; u < kSlicesInFlight; ++u) MmaSlice<T>(d, lo[u], hi[u], xv[u]);
   }
+  // The rest one slice at a time; k is a multiple of 8, so a lane's piece is all in or all out.
+  // A piece past k reads the row's start and is masked to zero.
+  for (; base < k; base += kStride) {
+    const bool valid = base + quad * 8 < k;
+    const int at = valid ? base : 0;
+    const uint32_t keep = valid ? ~0u : 0u;
+    const uint4 lo = Masked(LoadOnce(reinterpret_cast<const uint4*>(w_lo + at)), keep);
+    const uint4 hi = Masked(LoadOnce(reinterpret_cast<const uint4*>(w_hi + at)), keep);
+    MmaSlice<T>(d, lo, hi, Masked(__ldg(reinterpret_cast<const uint4*>(x_row + at)), keep));
+  }
+  partial[warp][lane] = make_float4(d[0], d[1], d[2], d[3]);
+  __syncthreads();
+  if (warp != 0) return;
+  float out[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const float sum = WarpSum(acc[m]);
-    if (lane == m) y[static_cast<size_t>(m) * n + col] = FromFloat<T>(sum);
+  for (int i = 0; i < kWarpsPerBlock; ++i) {
+    const float4 p = partial[i][lane];
+    out[0] += p.x, out[1] += p.y, out[2] += p.z, out[3] += p.w;
   }
-}
-
-template <typename T, int M>
-void Launch(const void* x, const void* w, void* y, int n, int k, cudaStream_t stream) {
-  const dim3 grid((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
-  GemvKernel<T, M><<<grid, kWarpsPerBlock * 32, 0, stream>>>(
-      static_cast<const uint4*>(x), static_cast<const uint4*>(w), static_cast<T*>(y), n, k / 8);
-}
-
-template <typename T, int M = 1>
-void LaunchRows(int m, const void* x, const void* w, void* y, int n, int k, cudaStream_t stream) {
-  if constexpr (M < kGemvMaxRows) {
-    if (m != M) return LaunchRows<T, M + 1>(m, x, w, y, n, k, stream);
+  // D: (row g, columns 2q and 2q + 1) and (row g + 8, the same columns).
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const int row = row0 + grp + (e / 2) * 8, col = quad * 2 + e % 2;
+    if (row < n && col < m) y[static_cast<size_t>(col) * n + row] = FromFloat<T>(out[e]);
   }
-  Launch<T, M>(x, w, y, n, k, stream);
 }
 
 }  // namespace
@@ -88,7 +128,11 @@ Status SmallBatchGemv(DType dtype, const void* x, const void* w, void* y, int m,
                            " rows, k a multiple of 8 and 16-byte aligned x and w");
   }
   return DispatchHalfType(dtype, "SmallBatchGemv", [&](auto tag) -> Status {
-    LaunchRows<decltype(tag)>(m, x, w, y, n, k, stream);
+    using T = decltype(tag);
+    const dim3 grid((n + kRowsPerBlock - 1) / kRowsPerBlock);
+    GemvKernel<T><<<grid, kWarpsPerBlock * 32, 0, stream>>>(static_cast<const uint16_t*>(x),
+                                                            static_cast<const uint16_t*>(w),
+                                                            static_cast<T*>(y), m, n, k);
     return CheckLaunch("SmallBatchGemv");
   });
 }

@@ -1,7 +1,7 @@
 // The linear layer y[m,n] = x[m,k] · w[n,k]ᵀ for a handful of rows, as decode steps of small
-// batches run it: every weight is read once, at close to the memory's read bandwidth, with
-// the few activation rows served from L1. cuBLAS reaches 2.5-2.8 TB/s on these shapes and adds
-// split-K reductions; this kernel needs neither.
+// batches run it: every weight is read once, straight into tensor-core fragments, with the few
+// activation rows served from L1; the cost does not grow with m up to kGemvMaxRows. cuBLAS
+// reaches 2.5-2.8 TB/s on these shapes and adds split-K reduction kernels.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -4,13 +4,7 @@
 #include "engine/cuda/gemv_kernels.h"
 
 namespace specontext::cuda {
-namespace {
-
-// Up to this many rows the GEMV beats cuBLAS on the Llama-3.1-8B projections (H100,
-// tests/gpu/linear_bench; docs/performance.md).
-constexpr int kGemvRowsBelowCublas = 2;
-
-}  // namespace
+namespace {}  // namespace
 
 Result<std::unique_ptr<Linear>> Linear::Create(cudaStream_t stream) {
   cublasHandle_t handle = nullptr;
@@ -23,7 +17,9 @@ Result<std::unique_ptr<Linear>> Linear::Create(cudaStream_t stream) {
 Linear::~Linear() { cublasDestroy(handle_); }
 
 Status Linear::Forward(DType dtype, const void* x, const void* w, void* y, int m, int n, int k) {
-  if (m <= kGemvRowsBelowCublas && GemvApplies(x, w, m, k)) {
+  // Up to kGemvMaxRows rows the GEMV beats cuBLAS on every Llama-3.1-8B projection (H100,
+  // tests/gpu/linear_bench; docs/performance.md).
+  if (GemvApplies(x, w, m, k)) {
     return SmallBatchGemv(dtype, x, w, y, m, n, k, stream_);
   }
   return Cublas(dtype, x, w, y, m, n, k);

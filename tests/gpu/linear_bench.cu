@@ -23,7 +23,7 @@ int Main() {
                                      {"gate_up", 28672, 4096},
                                      {"down", 4096, 14336},
                                      {"lm_head", 128256, 4096}};
-  const std::vector<int> rows = {1, 2, 3, 4, 6, 8, 16};
+  const std::vector<int> rows = {1, 2, 4, 8, 16, 32};
   auto linear = Linear::Create(nullptr);
   if (!linear.ok()) {
     std::fprintf(stderr, "%s\n", linear.status().ToString().c_str());
@@ -36,8 +36,9 @@ int Main() {
     const int copies = static_cast<int>(std::max<size_t>(1, (size_t(512) << 20) / weight_bytes));
     DeviceBuffer w = Alloc(weight_bytes * copies);
     FillRandom<<<4096, 256>>>(w.as<__nv_bfloat16>(), weight_bytes * copies / 2, 5);
-    DeviceBuffer x = Alloc(size_t(16) * s.k * 2), y = Alloc(size_t(16) * s.n * 2);
-    FillRandom<<<64, 256>>>(x.as<__nv_bfloat16>(), size_t(16) * s.k, 9);
+    const int max_rows = rows.back();
+    DeviceBuffer x = Alloc(size_t(max_rows) * s.k * 2), y = Alloc(size_t(max_rows) * s.n * 2);
+    FillRandom<<<64, 256>>>(x.as<__nv_bfloat16>(), size_t(max_rows) * s.k, 9);
     for (int m : rows) {
       Status failed;
       auto weights = [&](int i) { return w.as<char>() + size_t(i % copies) * weight_bytes; };

@@ -87,11 +87,11 @@ INSTANTIATE_TEST_SUITE_P(
                       std::make_tuple(1, 300, 4096, DType::kBF16, Path::kCublas),
                       std::make_tuple(128, 384, 576, DType::kF16, Path::kForward)));
 
-// Every row count the GEMV takes, a k that leaves a partial round of loads (k / 8 = 1800 is
-// not a multiple of 256 pieces) and an n that is not a multiple of the warps per block.
+// Every row count the GEMV takes, a k that leaves a partial round of loads and a partial last
+// slice (k / 8 = 1801 pieces), and an n that is not a multiple of the 16 rows a block computes.
 INSTANTIATE_TEST_SUITE_P(GemvRows, LinearTest,
                          ::testing::Combine(::testing::Range(1, cuda::kGemvMaxRows + 1),
-                                            ::testing::Values(1001), ::testing::Values(14400),
+                                            ::testing::Values(1001), ::testing::Values(14408),
                                             ::testing::Values(DType::kBF16, DType::kF16),
                                             ::testing::Values(Path::kGemv)));
 
