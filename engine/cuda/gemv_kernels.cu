@@ -6,7 +6,7 @@
 namespace specontext::cuda {
 namespace {
 
-constexpr int kWarpsPerBlock = 8;  // each takes every 8th 32-wide slice of k
+constexpr int kWarpsPerBlock = 16;  // each takes every 16th 32-wide slice of k
 constexpr int kRowsPerBlock = 16;  // the M of one MMA
 constexpr int kSliceK = 32;        // k per warp per slice: 4 lanes x 8 elements
 // Slices a lane loads before it uses the first: enough bytes in flight per multiprocessor to
@@ -57,7 +57,7 @@ __device__ __forceinline__ void MmaSlice(float (&d)[4], const uint4& lo, const u
 // feeds the MMA the 16 bytes it loads as they are: lane (group g, quad q) holds elements
 // 8q..8q+7 of a 32-wide slice of weight rows g and g + 8 and of activation row g, and MMA
 // step t takes elements 4t..4t+3 of each as the k columns 2q, 2q+1, 2q+8, 2q+9 of its
-// fragments -- the same mapping for A and B. The 8 warps split k and add up through shared
+// fragments -- the same mapping for A and B. The 16 warps split k and add up through shared
 // memory at the end.
 template <typename T>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
