@@ -1,5 +1,3 @@
-#include <type_traits>
-
 #include "engine/cuda/gemv_kernels.h"
 #include "engine/cuda/kernel_util.cuh"
 
@@ -7,8 +5,8 @@ namespace specontext::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 16;  // each takes every 16th 32-wide slice of k
-constexpr int kRowsPerBlock = 16;  // the M of one MMA
-constexpr int kSliceK = 32;        // k per warp per slice: 4 lanes x 8 elements
+constexpr int kRowsPerBlock = 16;   // the M of one MMA
+constexpr int kSliceK = 32;         // k per warp per slice: 4 lanes x 8 elements
 // Slices a lane loads before it uses the first: enough bytes in flight per multiprocessor to
 // cover DRAM latency at full bandwidth.
 constexpr int kSlicesInFlight = 4;
@@ -22,23 +20,6 @@ __device__ __forceinline__ uint4 LoadOnce(const uint4* p) {
   return v;
 }
 
-// D (16x8, fp32) += A (16x16) x B (16x8), 16-bit operands (mma.m16n8k16 fragment layouts).
-template <typename T>
-__device__ __forceinline__ void Mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
-                                    uint32_t a3, uint32_t b0, uint32_t b1) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-  } else {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-  }
-}
-
 __device__ __forceinline__ uint4 Masked(uint4 v, uint32_t keep) {
   return uint4{v.x & keep, v.y & keep, v.z & keep, v.w & keep};
 }
@@ -47,8 +28,9 @@ __device__ __forceinline__ uint4 Masked(uint4 v, uint32_t keep) {
 template <typename T>
 __device__ __forceinline__ void MmaSlice(float (&d)[4], const uint4& lo, const uint4& hi,
                                          const uint4& xv) {
-  Mma<T>(d, lo.x, hi.x, lo.y, hi.y, xv.x, xv.y);
-  Mma<T>(d, lo.z, hi.z, lo.w, hi.w, xv.z, xv.w);
+  const uint32_t first[4] = {lo.x, hi.x, lo.y, hi.y}, second[4] = {lo.z, hi.z, lo.w, hi.w};
+  Mma<T>(d, first, xv.x, xv.y);
+  Mma<T>(d, second, xv.z, xv.w);
 }
 
 // One CTA computes 16 outputs (weight rows) for all m <= 8 activation rows on tensor cores:

@@ -1,5 +1,6 @@
 // Device helpers shared by the kernels: 16-byte vectors of eight 16-bit floats, conversions with
-// fp32 arithmetic, warp reductions, and the host-side dispatch from DType to the element type.
+// fp32 arithmetic, warp and block reductions, the tensor-core MMA, and the host-side dispatch
+// from DType to the element type.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -9,6 +10,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <type_traits>
 
 #include "common/status.h"
 #include "engine/dtype.h"
@@ -141,6 +143,25 @@ __device__ __forceinline__ float BlockMax(float v, float* scratch) {
   __syncthreads();
   v = lane < warps ? scratch[lane] : -INFINITY;
   return WarpMax(v);
+}
+
+// Tensor cores, mma.sync.m16n8k16: D (16x8, fp32) += A (16x16, row-major) x B (16x8,
+// column-major), 16-bit operands in the PTX fragment layouts (lane = 4 * group + quad).
+// Registers only, so not volatile: the compiler may interleave independent MMAs with other work.
+template <typename T>
+__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                    uint32_t b1) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
 }
 
 // Calls fn(T{}) with T the device type of a 16-bit float dtype; other dtypes are an error.

@@ -1,5 +1,3 @@
-#include <type_traits>
-
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/kernel_util.cuh"
 #include "engine/cuda/prefill_attention.h"
@@ -22,24 +20,6 @@ struct PrefillParams {
   int block_shift;
   int group;
 };
-
-// D (16x8, fp32) += A (16x16, row-major) x B (16x8, column-major), 16-bit operands. Registers
-// only, so not volatile: the compiler may interleave independent MMAs with other work.
-template <typename T>
-__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                    uint32_t b1) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
 
 // 2^x by the special-function unit alone (exp2f adds range handling that these arguments,
 // all <= 0 or -inf, never need).
