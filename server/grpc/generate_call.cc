@@ -42,13 +42,9 @@ grpc::Status GenerateCall::Run(const v1::GenerateRequest& request) {
 
 Status GenerateCall::Start(const v1::GenerateRequest& request) {
   SPC_RETURN_IF_ERROR(CheckModelName(serving_, request.model()));
-  if (!request.attention_mode().empty() && request.attention_mode() != "dense") {
-    return InvalidArgument("attention_mode '" + request.attention_mode() +
-                           "' is not available on this server (use \"dense\" or leave it empty)");
-  }
-  if (request.sparse_budget() != 0) {
-    return InvalidArgument("sparse_budget needs attention_mode \"specontext\"");
-  }
+  GenerationRequest engine_request;
+  SPC_RETURN_IF_ERROR(
+      ToAttention(request, &engine_request.attention, &engine_request.sparse_budget));
   SPC_ASSIGN_OR_RETURN(prompt_, PromptTokens(serving_, request));
   SPC_ASSIGN_OR_RETURN(SamplingParams sampling,
                        ToSamplingParams(serving_, request.sampling(), prompt_.size()));
@@ -62,7 +58,6 @@ Status GenerateCall::Start(const v1::GenerateRequest& request) {
       std::vector<std::string>(request.sampling().stop().begin(), request.sampling().stop().end()));
 
   request_id_ = request.request_id().empty() ? NewRequestId() : request.request_id();
-  GenerationRequest engine_request;
   engine_request.id = request_id_;
   engine_request.prompt_tokens = prompt_;
   engine_request.sampling = std::move(sampling);

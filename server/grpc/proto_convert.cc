@@ -206,4 +206,24 @@ Result<SamplingParams> ToSamplingParams(const ServingModel& serving,
   return params;
 }
 
+Status ToAttention(const v1::GenerateRequest& request, AttentionMode* mode,
+                   int64_t* sparse_budget) {
+  const std::string& name = request.attention_mode();
+  if (name.empty()) {
+    *mode = AttentionMode::kDefault;
+  } else if (name == "dense") {
+    *mode = AttentionMode::kDense;
+  } else if (name == "specontext") {
+    *mode = AttentionMode::kSpecontext;
+  } else {
+    return InvalidArgument("attention_mode must be \"dense\" or \"specontext\", got \"" + name +
+                           "\"");
+  }
+  if (request.sparse_budget() != 0 && *mode == AttentionMode::kDense) {
+    return InvalidArgument("sparse_budget only applies to attention_mode \"specontext\"");
+  }
+  *sparse_budget = request.sparse_budget();
+  return Status::Ok();
+}
+
 }  // namespace specontext::server::grpc_api

@@ -35,4 +35,9 @@ Result<std::vector<int32_t>> TokenizeInput(const ServingModel& serving,
 Result<SamplingParams> ToSamplingParams(const ServingModel& serving,
                                         const v1::SamplingParams& proto, size_t prompt_tokens);
 
+// The request's attention mode and SpeContext budget, as the HTTP API's "attention" and
+// "sparse_budget": mode "dense", "specontext" or empty (the server's); a budget only with a mode
+// that can be sparse. Whether the server can serve "specontext" is the engine's check.
+Status ToAttention(const v1::GenerateRequest& request, AttentionMode* mode, int64_t* sparse_budget);
+
 }  // namespace specontext::server::grpc_api

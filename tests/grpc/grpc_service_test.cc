@@ -3,9 +3,12 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <thread>
+#include <vector>
 
+#include "engine/attention_probe.h"
 #include "sdk/cpp/specontext_client.h"
 #include "server/grpc_service.h"
 #include "server/serving_model.h"
@@ -190,6 +193,17 @@ TEST_F(GrpcServiceTest, BadRequestsAreRejectedWithTheirCodes) {
   v1::GenerateRequest other_model = client::TextRequest("hi", 4);
   other_model.set_model("no-such-model");
   expect_code(other_model, StatusCode::kNotFound);
+  v1::GenerateRequest bad_mode = client::TextRequest("hi", 4);
+  bad_mode.set_attention_mode("sparse");
+  expect_code(bad_mode, StatusCode::kInvalidArgument);
+  v1::GenerateRequest dense_budget = client::TextRequest("hi", 4);
+  dense_budget.set_attention_mode("dense");
+  dense_budget.set_sparse_budget(64);
+  expect_code(dense_budget, StatusCode::kInvalidArgument);
+  // This server has no draft model, so it cannot serve SpeContext.
+  v1::GenerateRequest no_planner = client::TextRequest("hi", 4);
+  no_planner.set_attention_mode("specontext");
+  expect_code(no_planner, StatusCode::kInvalidArgument);
 
   v1::TokenizeRequest empty;
   auto tokens = client.Tokenize(empty);
@@ -267,6 +281,74 @@ TEST_F(GrpcServiceTest, HealthServesAndReflectionListsTheService) {
   ASSERT_TRUE(listing.ok()) << listing.status().ToString();
   EXPECT_NE(listing->find(service), std::string::npos);
   EXPECT_NE(listing->find("grpc.health.v1.Health"), std::string::npos);
+}
+
+// Counts sparse decode attention: rows x layers, and the largest list a KV head attended to.
+class SparseStepCounter : public AttentionProbe {
+ public:
+  void Observe(const SparseAttentionSample& sample) override {
+    samples_.fetch_add(1);
+    for (const std::vector<int32_t>& list : sample.attended) {
+      size_t seen = widest_.load();
+      while (list.size() > seen && !widest_.compare_exchange_weak(seen, list.size())) {
+      }
+    }
+  }
+  int samples() const { return samples_.load(); }
+  size_t widest() const { return widest_.load(); }
+
+ private:
+  std::atomic<int> samples_{0};
+  std::atomic<size_t> widest_{0};
+};
+
+// attention_mode and sparse_budget per request, on a server with the shipped retrieval head
+// whose own mode is dense: only the request that asks for SpeContext attends sparsely, within
+// its budget.
+TEST(GrpcSpecontextTest, RequestsChooseTheirAttention) {
+  const std::string path = DefaultModelPath();
+  if (!std::filesystem::exists(std::filesystem::path(path) / "config.json")) {
+    GTEST_SKIP() << "the default model is not prepared at " << path;
+  }
+  SparseStepCounter counter;
+  ServingModelOptions options;
+  options.model = path;
+  options.backend = Backend::kCpu;
+  options.max_model_len = 512;
+  options.kv_host_gib = 0.1;
+  options.draft_model = std::string(SPECONTEXT_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct-eagle3";
+  options.specontext.server_mode = AttentionMode::kDense;
+  options.probe = &counter;
+  auto serving = ServingModel::Create(options);
+  ASSERT_TRUE(serving.ok()) << serving.status().ToString();
+  auto server = StartGrpcServer(**serving, "127.0.0.1", 0, {});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  Client client("127.0.0.1:" + std::to_string((*server)->port()));
+  auto request = [](const std::string& mode, uint32_t budget) {
+    v1::GenerateRequest r = client::TextRequest(
+        "The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins with "
+        "a single step. All that glitters is not gold. Actions speak louder than words.",
+        6);
+    r.mutable_sampling()->set_temperature(0.0f);
+    r.mutable_sampling()->set_ignore_eos(true);
+    r.set_attention_mode(mode);
+    r.set_sparse_budget(budget);
+    return r;
+  };
+
+  for (const std::string mode : {"", "dense"}) {
+    auto dense = client.Generate(request(mode, 0));
+    ASSERT_TRUE(dense.ok()) << dense.status().ToString();
+    EXPECT_EQ(dense->token_ids.size(), 6u);
+  }
+  EXPECT_EQ(counter.samples(), 0) << "dense requests attended sparsely";
+
+  auto sparse = client.Generate(request("specontext", 16));
+  ASSERT_TRUE(sparse.ok()) << sparse.status().ToString();
+  EXPECT_EQ(sparse->token_ids.size(), 6u);
+  EXPECT_GT(counter.samples(), 0) << "the specontext request never attended sparsely";
+  EXPECT_LE(counter.widest(), 16u);
+  (*server)->Shutdown(std::chrono::system_clock::now());
 }
 
 // A random-weight preset has no tokenizer: token ids in, token ids out, text input refused.
