@@ -24,8 +24,8 @@ void AddAttentionOptions(CLI::App* cmd, std::string* attention, ServingModelOpti
 }
 
 Status ApplyAttentionOption(const std::string& attention, ServingModelOptions* model) {
-  model->specontext.server_mode =
-      attention == "specontext" ? AttentionMode::kSpecontext : AttentionMode::kDense;
+  // The flag's own check admits only the two names.
+  model->specontext.server_mode = AttentionModeNamed(attention).value_or(AttentionMode::kDense);
   if (model->specontext.server_mode == AttentionMode::kSpecontext && model->draft_model.empty()) {
     return InvalidArgument("--attention specontext needs --draft-model");
   }

@@ -228,13 +228,9 @@ const std::vector<Setting>& Settings() {
        }},
       {"attention", "dense or specontext: what requests that do not choose run",
        [](const std::string& v, ServeConfig* c) {
-         if (v == "dense") {
-           c->attention = AttentionMode::kDense;
-         } else if (v == "specontext") {
-           c->attention = AttentionMode::kSpecontext;
-         } else {
-           return InvalidArgument("must be dense or specontext");
-         }
+         const std::optional<AttentionMode> mode = AttentionModeNamed(v);
+         if (!mode.has_value()) return InvalidArgument("must be dense or specontext");
+         c->attention = *mode;
          return Status::Ok();
        }},
       {"sparse_budget", "SpeContext positions per KV head and decode step",

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -17,6 +19,13 @@ enum class AttentionMode {
   kDense,       // every position, every step
   kSpecontext,  // the retrieval head's top-B positions per KV head
 };
+
+// "dense" or "specontext" as the APIs and flags spell them; nullopt for any other name.
+inline std::optional<AttentionMode> AttentionModeNamed(std::string_view name) {
+  if (name == "dense") return AttentionMode::kDense;
+  if (name == "specontext") return AttentionMode::kSpecontext;
+  return std::nullopt;
+}
 
 // Per row of the batch, in the same order as BatchStep::sequences.
 struct PlanRow {

@@ -211,10 +211,8 @@ Status ToAttention(const v1::GenerateRequest& request, AttentionMode* mode,
   const std::string& name = request.attention_mode();
   if (name.empty()) {
     *mode = AttentionMode::kDefault;
-  } else if (name == "dense") {
-    *mode = AttentionMode::kDense;
-  } else if (name == "specontext") {
-    *mode = AttentionMode::kSpecontext;
+  } else if (const std::optional<AttentionMode> named = AttentionModeNamed(name)) {
+    *mode = *named;
   } else {
     return InvalidArgument("attention_mode must be \"dense\" or \"specontext\", got \"" + name +
                            "\"");

@@ -65,12 +65,12 @@ Status ReadStreamOptions(const json::object& body, GenerationOptions* out) {
 Status ReadAttention(const json::object& body, GenerationOptions* out) {
   std::string mode;
   SPC_RETURN_IF_ERROR(ReadString(body, "attention", &mode));
-  if (mode == "dense") {
-    out->attention = AttentionMode::kDense;
-  } else if (mode == "specontext") {
-    out->attention = AttentionMode::kSpecontext;
-  } else if (!mode.empty()) {
-    return FieldError("attention", "must be \"dense\" or \"specontext\", got \"" + mode + "\"");
+  if (!mode.empty()) {
+    const std::optional<AttentionMode> named = AttentionModeNamed(mode);
+    if (!named.has_value()) {
+      return FieldError("attention", "must be \"dense\" or \"specontext\", got \"" + mode + "\"");
+    }
+    out->attention = *named;
   }
   if (FindField(body, "sparse_budget") == nullptr) return Status::Ok();
   if (out->attention == AttentionMode::kDense) {
