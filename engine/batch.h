@@ -15,6 +15,13 @@ struct SequenceStep {
   // block_table[layer][i]: the i-th KV block (KvLayout) of this sequence for that layer, large
   // enough for start_position + tokens.size() positions. The step writes the new K/V into it.
   std::vector<std::vector<std::byte*>> block_table;
+  // Per layer, nonzero when its blocks live in host memory (offloaded by the memory manager);
+  // empty when every layer is on the device. A GPU backend attends to an offloaded layer of a
+  // SpeContext row through GPU slot copies of the selected positions (elastic loading).
+  std::vector<uint8_t> host_layers;
+  // Names the sequence across steps so a backend may keep per-sequence state (those slot
+  // copies); 0 when the caller keeps no identity. ModelRunner::ReleaseSequence drops it.
+  uint64_t seq_id = 0;
   // Logits for every token of the step (parity tests) or only for the last one (serving).
   bool all_logits = false;
   // SpeContext: for a decode step (one token), the positions it attends to per KV head, in

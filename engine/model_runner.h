@@ -11,6 +11,19 @@
 
 namespace specontext {
 
+// Elastic loading (SpeContext rows attending to offloaded layers through GPU slot copies).
+struct ElasticLoadStats {
+  int64_t steps = 0;             // steps with at least one elastic row
+  int64_t row_layers = 0;        // (row, layer) pairs attended through slots
+  int64_t positions_reused = 0;  // per (row, KV head): still in their slots
+  int64_t positions_loaded = 0;  // per (row, KV head): copied in (shared by the row's layers)
+  // Of positions_loaded, those of a sequence's first elastic step (nothing in its slots yet):
+  // the rest measure how much a selection changes from one step to the next.
+  int64_t positions_first_loaded = 0;
+  int64_t whole_layer_loads = 0;  // (row, layer) pairs that copied their whole selection
+  int64_t bytes_copied = 0;       // host to device, K and V, every layer
+};
+
 class ModelRunner {
  public:
   virtual ~ModelRunner() = default;
@@ -18,6 +31,10 @@ class ModelRunner {
   // The KV block layout this runner reads and writes; the KV store allocates blocks to match.
   virtual KvLayout kv_layout() const = 0;
   virtual Status Step(const BatchStep& batch, StepOutput* out) = 0;
+  // The sequence finished or was preempted: drop whatever the backend keeps for its seq_id.
+  virtual void ReleaseSequence(uint64_t seq_id) { (void)seq_id; }
+  // Counters since creation; zeros for a backend without elastic loading.
+  virtual ElasticLoadStats elastic_stats() const { return {}; }
   // Whether Step honours BatchStep::summary (else it returns whole rows whatever is asked).
   virtual bool summarises_logits() const { return false; }
   // The whole logits row `row` of the last Step, after that Step returned summaries (a sampler

@@ -122,12 +122,12 @@ void EngineLoop::Run() {
     preemptions_ = scheduler_.preemptions();
     // Before the rejected ones are destroyed below: a preempted sequence may be among them.
     for (Sequence* seq : scheduler_.TakePreempted()) {
-      ReleasePlan(*seq);
+      ReleaseSequenceState(*seq);
       observer_->OnPreempted(*seq);
     }
     for (auto& seq : scheduler_.TakeRejected()) {
       Sequence* raw = seq.get();
-      ReleasePlan(*raw);
+      ReleaseSequenceState(*raw);
       Status error =
           ResourceExhausted("the request needs more KV than every tier together can hold (" +
                             std::to_string(kv_->CapacityTokens()) + " tokens)");
@@ -197,8 +197,9 @@ void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
   StepStats stats;
   for (size_t row = 0; row < work.size(); ++row) {
     const ScheduledWork& w = work[row];
-    if (Status st = kv_->BeginStep(w.seq->seq_id, w.seq->num_cached, w.num_tokens,
-                                   &batch.sequences[row].block_table);
+    batch.sequences[row].seq_id = w.seq->seq_id;
+    if (Status st =
+            kv_->BeginStep(w.seq->seq_id, w.seq->num_cached, w.num_tokens, &batch.sequences[row]);
         !st.ok()) {
       spdlog::error("KV block table for request {}: {}", w.seq->request.id, st.ToString());
       for (const ScheduledWork& other : work) Finish(other.seq, FinishReason::kError, st);
@@ -255,7 +256,7 @@ void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
       seq->stream->Push(std::move(event));
     } else {
       // Before the client can see the end, so a finished request holds no planner state.
-      ReleasePlan(*seq);
+      ReleaseSequenceState(*seq);
       event.finish = finish;
       event.stopped_by_token = finish == FinishReason::kStop;
       event.usage = Usage{seq->prompt_len, seq->generated(), seq->cached_tokens};
@@ -368,12 +369,13 @@ Status EngineLoop::ObserveHidden(const std::vector<ScheduledWork>& work, const B
   return Status::Ok();
 }
 
-void EngineLoop::ReleasePlan(const Sequence& seq) {
+void EngineLoop::ReleaseSequenceState(const Sequence& seq) {
   if (options_.planner != nullptr) options_.planner->Release(seq.seq_id);
+  runner_->ReleaseSequence(seq.seq_id);
 }
 
 void EngineLoop::Finish(Sequence* seq, FinishReason reason, Status error) {
-  ReleasePlan(*seq);
+  ReleaseSequenceState(*seq);
   TokenEvent event;
   event.finish = reason;
   event.error = std::move(error);

@@ -75,8 +75,9 @@ class EngineLoop : public InferenceService {
   // row fetched when the summary does not settle the draw), else from its logits row.
   Result<SampleResult> SampleRow(size_t row, const Sequence& seq, const StepOutput& out,
                                  const std::vector<Result<SummaryPlan>>& plans);
-  // The planner drops a sequence's state (it left, or its KV is being recomputed).
-  void ReleasePlan(const Sequence& seq);
+  // The planner and the runner drop a sequence's state (it left, or its KV is being
+  // recomputed).
+  void ReleaseSequenceState(const Sequence& seq);
   void Finish(Sequence* seq, FinishReason reason, Status error = Status::Ok());
 
   EngineLoopOptions options_;

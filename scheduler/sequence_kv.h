@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/batch.h"
 
 namespace specontext {
 
@@ -30,9 +31,10 @@ class SequenceKv {
   // Offers the sequence's computed full blocks to the prefix cache.
   virtual void CachePrefix(uint64_t seq, std::span<const int32_t> computed_tokens) = 0;
   virtual void Release(uint64_t seq) = 0;
-  // table[layer][i]: the i-th block of `seq` for that layer, compute-visible, for a step that
-  // writes positions [start, start + count). EndStep after the forward pass.
-  virtual Status BeginStep(uint64_t seq, int start, int count, BlockTablePerLayer* table) = 0;
+  // Fills step->block_table (block_table[layer][i]: the i-th block of `seq` for that layer,
+  // compute-visible) for a step that writes positions [start, start + count), and
+  // step->host_layers. EndStep after the forward pass.
+  virtual Status BeginStep(uint64_t seq, int start, int count, SequenceStep* step) = 0;
   virtual Status EndStep(uint64_t seq) = 0;
   // Positions one sequence may ever hold (every tier together); beyond it a request fails alone.
   virtual int64_t CapacityTokens() const = 0;

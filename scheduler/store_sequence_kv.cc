@@ -28,8 +28,14 @@ void StoreSequenceKv::CachePrefix(uint64_t seq, std::span<const int32_t> compute
 
 void StoreSequenceKv::Release(uint64_t seq) { placement_->Release(seq); }
 
-Status StoreSequenceKv::BeginStep(uint64_t seq, int start, int count, BlockTablePerLayer* table) {
-  SPC_ASSIGN_OR_RETURN(*table, store_->BeginStep(seq, start, count));
+Status StoreSequenceKv::BeginStep(uint64_t seq, int start, int count, SequenceStep* step) {
+  SPC_ASSIGN_OR_RETURN(step->block_table, store_->BeginStep(seq, start, count));
+  const int layers = store_->layout().num_layers;
+  step->host_layers.assign(layers, 0);
+  for (int layer = 0; layer < layers; ++layer) {
+    SPC_ASSIGN_OR_RETURN(const Tier tier, store_->LayerTier(seq, layer));
+    step->host_layers[layer] = tier != Tier::kGpu;
+  }
   return Status::Ok();
 }
 

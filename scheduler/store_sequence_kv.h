@@ -20,7 +20,7 @@ class StoreSequenceKv : public SequenceKv {
   Status Reserve(uint64_t seq, int total_tokens) override;
   void CachePrefix(uint64_t seq, std::span<const int32_t> computed_tokens) override;
   void Release(uint64_t seq) override;
-  Status BeginStep(uint64_t seq, int start, int count, BlockTablePerLayer* table) override;
+  Status BeginStep(uint64_t seq, int start, int count, SequenceStep* step) override;
   Status EndStep(uint64_t seq) override;
   int64_t CapacityTokens() const override;
 

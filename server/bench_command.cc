@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "engine/model/model.h"
+#include "engine/model/weight_layout.h"
+#include "kv_store/memory_manager.h"
 
 #if SPECONTEXT_HAVE_CUDA
 #include "engine/cuda/runner_bench.h"
@@ -17,6 +19,20 @@ namespace specontext::server {
 namespace {
 
 #if SPECONTEXT_HAVE_CUDA
+boost::json::object ToJson(const cuda::OffloadPoint& o) {
+  return {{"gpu_layers", o.gpu_layers},
+          {"host_kv_bytes", o.host_kv_bytes},
+          {"dense_ms", o.dense_ms},
+          {"sparse_in_place_ms", o.sparse_in_place_ms},
+          {"elastic_ms", o.elastic_ms},
+          {"elastic_static_ms", o.elastic_static_ms},
+          {"loaded_fraction", o.loaded_fraction},
+          {"copied_bytes_per_step", o.copied_bytes_per_step},
+          {"reload_bytes_per_step", o.reload_bytes_per_step},
+          {"dense_roofline_ms", o.dense_roofline_ms},
+          {"elastic_roofline_ms", o.elastic_roofline_ms}};
+}
+
 boost::json::object ToJson(const cuda::BenchReport& r, const std::string& model) {
   boost::json::array prefill, decode;
   for (const cuda::PrefillPoint& p : r.prefill) {
@@ -37,6 +53,8 @@ boost::json::object ToJson(const cuda::BenchReport& r, const std::string& model)
       point["tokens_per_s"] = p.tokens_per_s;
       point["roofline_ratio"] = p.step_ms / p.roofline_ms;
       point["gpu_memory_used"] = p.gpu_memory_used;
+      if (p.offloaded) point["offload"] = ToJson(p.offload);
+      point["sparse_ran"] = p.sparse_ran;
       if (p.sparse_ran) {
         point["sparse_step_ms"] = p.sparse_step_ms;
         point["select_ms"] = p.select_ms;
@@ -53,10 +71,31 @@ boost::json::object ToJson(const cuda::BenchReport& r, const std::string& model)
           {"device", r.device},
           {"kv_fill", r.kv_fill},
           {"copy_gb_per_s", r.copy_bytes_per_s / 1e9},
+          {"host_to_device_gb_per_s", r.host_to_device_bytes_per_s / 1e9},
           {"weight_bytes", r.weight_bytes},
           {"peak_gpu_memory", r.peak_gpu_memory},
           {"prefill", std::move(prefill)},
           {"decode", std::move(decode)}};
+}
+
+// The memory manager for a GPU of `gib`: BF16 weights and KV, the retrieval head's q/k
+// projections when sparse, host memory unbounded.
+Result<MemoryManager> PlacementFor(const ModelConfig& c, double gib, int budget) {
+  double params = 0;
+  for (const WeightSpec& spec : ExpectedWeights(c)) {
+    double n = 1;
+    for (const int64_t d : spec.shape) n *= static_cast<double>(d);
+    params += n;
+  }
+  return MemoryManager::Create(
+      {.num_layers = c.num_layers,
+       .kv_heads = c.num_kv_heads,
+       .head_dim = c.head_dim,
+       .weight_bytes = 2 * params,
+       .head_bytes = budget > 0 ? 2.0 * 2 * c.hidden_size * (c.q_size() + c.kv_size()) : 0,
+       .gpu_bytes = gib * (1u << 30),
+       .host_bytes = 1e15,
+       .sparse_budget = budget});
 }
 
 void PrintTable(const cuda::BenchReport& r) {
@@ -72,10 +111,25 @@ void PrintTable(const cuda::BenchReport& r) {
       continue;
     }
     fmt::print(
-        "decode R={:<3} S={:<6} {:8.2f} ms/step  {:8.0f} tok/s  roofline {:7.2f} ms ({:.2f}x)  "
-        "whole rows {:8.2f} ms\n",
-        p.batch, p.context, p.step_ms, p.tokens_per_s, p.roofline_ms, p.step_ms / p.roofline_ms,
-        p.whole_rows_step_ms);
+        "decode R={:<3} S={:<6} {:8.2f} ms/step  {:8.0f} tok/s  roofline {:7.2f} ms ({:.2f}x)",
+        p.batch, p.context, p.step_ms, p.tokens_per_s, p.roofline_ms, p.step_ms / p.roofline_ms);
+    if (p.offloaded) {
+      fmt::print("\n");
+    } else {
+      fmt::print("  whole rows {:8.2f} ms\n", p.whole_rows_step_ms);
+    }
+    if (p.offloaded) {
+      const cuda::OffloadPoint& o = p.offload;
+      fmt::print(
+          "  offloaded: {} GPU layers, {:.1f} GiB KV in host memory; dense roofline {:.2f} ms; "
+          "sparse in place {:.2f} ms; elastic {:.2f} ms ({:.2f} with fixed lists), roofline "
+          "{:.2f} ms, {:.1f}% of positions copied, {:.1f} MB/step ({:.1f}% of reloading)\n",
+          o.gpu_layers, o.host_kv_bytes / double(1 << 30), o.dense_roofline_ms,
+          o.sparse_in_place_ms, o.elastic_ms, o.elastic_static_ms, o.elastic_roofline_ms,
+          100 * o.loaded_fraction, o.copied_bytes_per_step / 1e6,
+          o.reload_bytes_per_step > 0 ? 100 * o.copied_bytes_per_step / o.reload_bytes_per_step
+                                      : 0.0);
+    }
     if (p.sparse_ran) {
       fmt::print(
           "  sparse    {:8.2f} ms/step + select {:6.3f} ms  {:8.0f} tok/s  roofline {:7.2f} ms "
@@ -98,6 +152,8 @@ void AddBenchCommand(CLI::App& app) {
     int steps = 20;
     int sparse_budget = 0;
     int summary_top_k = 1;
+    double gpu_memory_gib = 0;
+    double reselect = 0.1;
     bool json = false;
   };
   auto options = std::make_shared<Options>();
@@ -122,18 +178,39 @@ void AddBenchCommand(CLI::App& app) {
                   "decode steps return logits summaries with this many top tokens, as serving "
                   "does (1: greedy, 1024: sampled; 0: whole rows only)")
       ->check(CLI::Range(0, 1024));
+  cmd->add_option("--gpu-memory-gib", options->gpu_memory_gib,
+                  "cap GPU memory: the memory manager places each point's KV, offloading layers "
+                  "to pinned host memory (0: every point GPU-resident)")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--reselect", options->reselect,
+                  "offloaded SpeContext points: share of each selection replaced every step")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--json", options->json, "print one JSON object instead of a table");
   cmd->callback([options] {
 #if SPECONTEXT_HAVE_CUDA
     auto model = LoadModel(options->model);
-    Result<cuda::BenchReport> report =
-        model.ok() ? cuda::RunBench(**model, {.prefill_lens = options->prefill_lens,
-                                              .batches = options->batches,
-                                              .contexts = options->contexts,
-                                              .steps = options->steps,
-                                              .sparse_budget = options->sparse_budget,
-                                              .summary_top_k = options->summary_top_k})
-                   : Result<cuda::BenchReport>(model.status());
+    Result<cuda::BenchReport> report = model.status();
+    if (model.ok()) {
+      cuda::BenchOptions bench{.prefill_lens = options->prefill_lens,
+                               .batches = options->batches,
+                               .contexts = options->contexts,
+                               .steps = options->steps,
+                               .sparse_budget = options->sparse_budget,
+                               .summary_top_k = options->summary_top_k,
+                               .reselect = options->reselect};
+      if (options->gpu_memory_gib > 0) {
+        auto manager =
+            PlacementFor((*model)->config, options->gpu_memory_gib, options->sparse_budget);
+        if (!manager.ok()) {
+          fmt::print(stderr, "specontext bench: {}\n", manager.status().ToString());
+          throw CLI::RuntimeError(1);
+        }
+        bench.gpu_layers = [m = std::move(manager).value()](int batch, int context) {
+          return m.MaxGpuLayers(context, batch);
+        };
+      }
+      report = cuda::RunBench(**model, bench);
+    }
     if (!report.ok()) {
       fmt::print(stderr, "specontext bench: {}\n", report.status().ToString());
       throw CLI::RuntimeError(1);

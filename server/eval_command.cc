@@ -93,12 +93,21 @@ Result<EvalResult> RunEval(EvalOptions options) {
   result.cells = eval::Aggregate(tasks, outcomes);
   result.table = eval::FormatTable(result.cells);
   if (options.recall) result.recall = meter.Summarize();
+  result.elastic = serving->elastic_stats();
   if (!options.json_path.empty()) {
     boost::json::object report = eval::ReportJson(tasks, outcomes, result.cells);
     report["model"] = serving->name();
     report["backend"] = serving->backend_name();
     report["seed"] = options.seed;
     report["attention"] = options.attention;
+    const ElasticLoadStats& e = result.elastic;
+    report["elastic"] = {{"steps", e.steps},
+                         {"row_layers", e.row_layers},
+                         {"positions_loaded", e.positions_loaded},
+                         {"positions_reused", e.positions_reused},
+                         {"positions_first_loaded", e.positions_first_loaded},
+                         {"whole_layer_loads", e.whole_layer_loads},
+                         {"bytes_copied", e.bytes_copied}};
     if (result.recall) {
       report["recall"] = {{"mean", result.recall->mean},
                           {"min", result.recall->min},
@@ -145,6 +154,13 @@ void AddEvalCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-model-len", options->model.max_model_len,
                   "Context length (default: the model's)");
+  cmd->add_option("--kv-gpu-gib", options->model.kv_gpu_gib,
+                  "GPU KV tier in GiB (0: a share of free GPU memory); a small tier makes the "
+                  "memory manager offload layers to host memory")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--kv-host-gib", options->model.kv_host_gib, "Host KV tier in GiB")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
   AddAttentionOptions(cmd, &options->attention, &options->model);
   cmd->add_flag("--recall", options->recall,
                 "Also report the share of the target's attention mass the selection captures "
@@ -162,6 +178,17 @@ void AddEvalCommand(CLI::App& app) {
           "recall of the target's attention mass: mean {:.4f}, p5 {:.4f}, min {:.4f} over {} "
           "(step, layer, head) samples\n",
           result->recall->mean, result->recall->p5, result->recall->min, result->recall->samples);
+    }
+    if (const ElasticLoadStats& e = result->elastic; e.steps > 0) {
+      const int64_t later = e.positions_loaded - e.positions_first_loaded;
+      fmt::print(
+          "elastic KV: {} steps, {} (row, layer) pairs through GPU slots, {:.1f} MB host to "
+          "device; {:.1f}% of selected positions copied in, {:.1f}% after each sequence's "
+          "first sparse step\n",
+          e.steps, e.row_layers, e.bytes_copied / 1e6,
+          100.0 * e.positions_loaded /
+              std::max<int64_t>(1, e.positions_loaded + e.positions_reused),
+          100.0 * later / std::max<int64_t>(1, later + e.positions_reused));
     }
   });
 }

@@ -32,6 +32,7 @@ struct EvalResult {
   std::vector<eval::CellResult> cells;
   std::string table;
   std::optional<RecallSummary> recall;  // with --recall
+  ElasticLoadStats elastic;             // offloaded layers attended through GPU slots
 };
 
 // Generates the tasks from the model's tokenizer, runs them on the model in-process and scores

@@ -64,6 +64,8 @@ class ServingModel {
   const std::vector<int32_t>& eos_token_ids() const { return eos_token_ids_; }
   const GenerationDefaults& generation_defaults() const { return generation_; }
   EngineLoop& engine() { return *engine_; }
+  // Read when no step runs (the engine thread updates them).
+  ElasticLoadStats elastic_stats() const { return runner_->elastic_stats(); }
   KvStore& kv_store() { return *store_; }
   std::string_view backend_name() const { return backend_name_; }
 

@@ -23,8 +23,8 @@ CONTEXTS = [2048, 8192, 32768]
 PREFILL = [8192, 32768]
 
 
-def run_bench(binary, args):
-    cmd = [binary, "bench", "--model", "preset:llama-3.1-8b", "--json"] + args
+def run_bench(binary, args, model="llama-3.1-8b"):
+    cmd = [binary, "bench", "--model", "preset:" + model, "--json"] + args
     print("running:", " ".join(cmd), flush=True)
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -52,17 +52,28 @@ def run_ours(binary, batches, contexts, prefill, steps):
     return merged
 
 
-def build_hf_model():
+# The presets' shapes (engine/model/model_presets.cc), as transformers configs.
+LLAMA3_ROPE = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0}
+SHAPES = {
+    "llama-3.1-8b": dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
+                         num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                         head_dim=128, rope_scaling=dict(LLAMA3_ROPE,
+                                                         original_max_position_embeddings=8192)),
+    "llama-3.2-1b": dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192,
+                         num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
+                         head_dim=64, tie_word_embeddings=True,
+                         rope_scaling=dict(LLAMA3_ROPE, factor=32.0,
+                                           original_max_position_embeddings=8192)),
+}
+
+
+def build_hf_model(preset="llama-3.1-8b"):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
-                         num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-                         head_dim=128, max_position_embeddings=131072, rope_theta=500000.0,
-                         rms_norm_eps=1e-5,
-                         rope_scaling={"rope_type": "llama3", "factor": 8.0,
-                                       "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                                       "original_max_position_embeddings": 8192})
+    config = LlamaConfig(max_position_embeddings=131072, rope_theta=500000.0, rms_norm_eps=1e-5,
+                         **SHAPES[preset])
     torch.set_default_dtype(torch.bfloat16)
     # Built on the GPU: random init there takes seconds, not the minutes it takes on the CPU.
     with torch.device("cuda"):
@@ -97,15 +108,18 @@ def hf_decode(model, config, batch, context, steps):
     import torch
     from transformers import DynamicCache
 
-    kv_bytes = 2 * config.num_hidden_layers * batch * context * 8 * 128 * 2
+    heads, dim = config.num_key_value_heads, config.head_dim
+    kv_bytes = 2 * config.num_hidden_layers * batch * context * heads * dim * 2
     free, _ = torch.cuda.mem_get_info()
     if kv_bytes * 1.1 + (2 << 30) > free:
         return None, f"KV of {kv_bytes >> 20} MiB does not fit in {free >> 20} MiB free"
     cache = DynamicCache()
     gen = torch.Generator(device="cuda").manual_seed(0)
     for layer in range(config.num_hidden_layers):
-        k = torch.rand(batch, 8, context, 128, device="cuda", dtype=torch.bfloat16, generator=gen)
-        v = torch.rand(batch, 8, context, 128, device="cuda", dtype=torch.bfloat16, generator=gen)
+        k = torch.rand(batch, heads, context, dim, device="cuda", dtype=torch.bfloat16,
+                       generator=gen)
+        v = torch.rand(batch, heads, context, dim, device="cuda", dtype=torch.bfloat16,
+                       generator=gen)
         cache.update(k * 2 - 1, v * 2 - 1, layer)
     ids = torch.randint(0, config.vocab_size, (batch, 1), device="cuda")
     pos = torch.full((batch, 1), context, device="cuda", dtype=torch.long)

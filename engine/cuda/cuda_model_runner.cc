@@ -44,6 +44,9 @@ CudaModelRunner::CudaModelRunner(ModelConfig config, KvLayout layout, CudaRunner
 CudaModelRunner::~CudaModelRunner() {
   DropGraphs();
   linear_.reset();
+  for (cudaEvent_t event : layer_copied_) cudaEventDestroy(event);
+  if (inputs_ready_ != nullptr) cudaEventDestroy(inputs_ready_);
+  if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
@@ -88,6 +91,17 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::Create(const Model& mo
 Status CudaModelRunner::Init() {
   SPC_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   SPC_ASSIGN_OR_RETURN(linear_, Linear::Create(stream_));
+  // The copies wait on the host link and would otherwise get SMs only between the forward
+  // pass's full-device kernels: the highest priority lets their CTAs in first.
+  int least = 0, greatest = 0;
+  SPC_CUDA(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+  SPC_CUDA(cudaStreamCreateWithPriority(&copy_stream_, cudaStreamNonBlocking, greatest));
+  SPC_CUDA(cudaEventCreateWithFlags(&inputs_ready_, cudaEventDisableTiming));
+  layer_copied_.assign(config_.num_layers, nullptr);
+  for (cudaEvent_t& event : layer_copied_) {
+    SPC_CUDA(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  }
+  SPC_ASSIGN_OR_RETURN(elastic_, ElasticKv::Create(layout_, options_.max_sequences));
   const size_t t = options_.max_tokens, hidden = config_.hidden_size;
   const size_t width = config_.q_size() + 2 * config_.kv_size();
   const size_t inter = config_.intermediate_size;
@@ -199,7 +213,9 @@ Status CudaModelRunner::AttendAll(int layer, const StepShape& shape) {
         .seq_lens = in.seq_lens,
         .indices = sparse_shape_.index_stride > 0 ? sparse_inputs_.indices() : nullptr,
         .index_counts = sparse_inputs_.counts(),
-        .index_stride = sparse_shape_.index_stride};
+        .index_stride = sparse_shape_.index_stride,
+        .slot_rows = elastic_.View(layer).slot_rows,
+        .slot_indices = elastic_.View(layer).slot_lists};
     SPC_RETURN_IF_ERROR(DecodeAttention(args, kv, decode_plan_, ws_.attention.data(), stream_));
   }
   if (shape.prefill > 0) {
@@ -221,10 +237,23 @@ Status CudaModelRunner::AttendAll(int layer, const StepShape& shape) {
   return Status::Ok();
 }
 
+Status CudaModelRunner::LaunchSlotCopies(const StepShape& shape) {
+  if (!elastic_.active()) return Status::Ok();
+  SPC_CUDA(cudaEventRecord(inputs_ready_, stream_));
+  SPC_CUDA(cudaStreamWaitEvent(copy_stream_, inputs_ready_));
+  for (int layer = 0; layer < config_.num_layers; ++layer) {
+    SPC_RETURN_IF_ERROR(elastic_.Launch(layer, LayerKv(layer, shape), shape.decode,
+                                        shape.slot_block, copy_stream_));
+    SPC_CUDA(cudaEventRecord(layer_copied_[layer], copy_stream_));
+  }
+  return Status::Ok();
+}
+
 Status CudaModelRunner::Forward(const StepShape& shape) {
   const int rows = shape.rows, hidden = config_.hidden_size, inter = config_.intermediate_size;
   const int width = config_.q_size() + 2 * config_.kv_size();
   const float eps = static_cast<float>(config_.rms_norm_eps);
+  SPC_RETURN_IF_ERROR(LaunchSlotCopies(shape));
   SPC_RETURN_IF_ERROR(EmbeddingGather(kAct, inputs_.device().tokens, rows, weights_.embed,
                                       config_.vocab_size, hidden, ws_.resid.data(), stream_));
   for (int layer = 0; layer < config_.num_layers; ++layer) {
@@ -244,6 +273,7 @@ Status CudaModelRunner::Forward(const StepShape& shape) {
       SPC_RETURN_IF_ERROR(AddBias(kAct, ws_.qkv.data(), w.qkv_bias, rows, width, stream_));
     }
     SPC_RETURN_IF_ERROR(RotateAndStore(layer, shape));
+    if (elastic_.active()) SPC_CUDA(cudaStreamWaitEvent(stream_, layer_copied_[layer]));
     SPC_RETURN_IF_ERROR(AttendAll(layer, shape));
     SPC_RETURN_IF_ERROR(linear_->Forward(kAct, ws_.attn.data(), w.o, ws_.delta.data(), rows, hidden,
                                          config_.q_size()));
@@ -365,8 +395,9 @@ Status CudaModelRunner::CaptureDecodeGraph(const StepShape& shape, cudaGraphExec
 }
 
 Status CudaModelRunner::RunDecodeGraph(const StepShape& shape) {
-  const GraphKey key{shape.decode, shape.max_context, sparse_shape_.max_attend,
-                     sparse_shape_.index_stride, capture_layers_};
+  const GraphKey key{
+      shape.decode, shape.max_context, sparse_shape_.max_attend, sparse_shape_.index_stride,
+      shape.stride, capture_layers_};
   auto found = graphs_.find(key);
   // Captured on the second sighting: cuBLAS has picked its kernels and the workspace is sized.
   if (found == graphs_.end() && !uncapturable_.contains(key) && eager_runs_[key]++ > 0) {
@@ -390,6 +421,13 @@ Status CudaModelRunner::RunDecodeGraph(const StepShape& shape) {
 Status CudaModelRunner::Step(const BatchStep& batch, StepOutput* out) {
   if (out == nullptr) return InvalidArgument("CUDA backend: no output given");
   SPC_RETURN_IF_ERROR(ValidateBatch(batch, config_, layout_).WithContext("CUDA backend"));
+  const Status status = RunStep(batch, out);
+  // The slot maps assumed this step's copies ran; without them no slot can be trusted.
+  if (!status.ok()) elastic_.ReleaseAll();
+  return status;
+}
+
+Status CudaModelRunner::RunStep(const BatchStep& batch, StepOutput* out) {
   out->vocab_size = config_.vocab_size;
   out->logits.clear();
   out->summaries.clear();
@@ -418,13 +456,19 @@ Status CudaModelRunner::Step(const BatchStep& batch, StepOutput* out) {
     }
   }
   capture_layers_ = batch.capture_layers;
-  const int generation = inputs_.generation(), sparse_generation = sparse_inputs_.generation();
-  SPC_ASSIGN_OR_RETURN(StepShape shape,
-                       inputs_.Pack(batch, layout_, rope_, dynamic, graph_batch, graph_context));
+  const int generation = inputs_.generation(), sparse_generation = sparse_inputs_.generation(),
+            elastic_generation = elastic_.generation();
+  SPC_ASSIGN_OR_RETURN(const int slot_blocks, elastic_.Plan(batch));
+  SPC_ASSIGN_OR_RETURN(StepShape shape, inputs_.Pack(batch, layout_, rope_, dynamic, graph_batch,
+                                                     graph_context, slot_blocks));
   SPC_ASSIGN_OR_RETURN(sparse_shape_,
                        sparse_inputs_.Pack(batch, config_.num_kv_heads, shape.decode,
                                            graph_batch > 0 ? kMinGraphContext : 0, graph_context));
-  if (inputs_.generation() != generation || sparse_inputs_.generation() != sparse_generation) {
+  SPC_RETURN_IF_ERROR(elastic_.Fill(batch, inputs_.HostTables(), shape.decode + shape.prefill,
+                                    shape.stride, shape.slot_block, sparse_shape_.index_stride,
+                                    stream_));
+  if (inputs_.generation() != generation || sparse_inputs_.generation() != sparse_generation ||
+      elastic_.generation() != elastic_generation) {
     DropGraphs();
   }
   if (shape.decode > 0) {

@@ -16,6 +16,7 @@
 #include "engine/cuda/cuda_weights.h"
 #include "engine/cuda/decode_attention.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/elastic_kv.h"
 #include "engine/cuda/linear.h"
 #include "engine/cuda/logits_summarizer.h"
 #include "engine/cuda/sparse_index_inputs.h"
@@ -42,7 +43,8 @@ class CudaModelRunner : public ModelRunner {
   ~CudaModelRunner() override;
 
   const ModelConfig& config() const override { return config_; }
-  // BF16 blocks; their pointers must be device memory (the KV store's GPU tier).
+  // BF16 blocks in device memory, or in mapped pinned host memory for the layers a step marks
+  // in SequenceStep::host_layers (attended in place, or through slots when sparse).
   KvLayout kv_layout() const override { return layout_; }
   // Errors (nothing is run): a token outside the vocabulary, a bad position range, a short or
   // null block table, or a step larger than the options allow.
@@ -51,6 +53,7 @@ class CudaModelRunner : public ModelRunner {
   Status Step(const BatchStep& batch, StepOutput* out) override;
   Status LogitsRow(int row, std::vector<float>* out) override;
   bool summarises_logits() const override { return true; }
+  void ReleaseSequence(uint64_t seq_id) override { elastic_.Release(seq_id); }
 
   cudaStream_t stream() const { return stream_; }
   // The token embedding table on the device ([vocab][hidden], BF16), for a retrieval head that
@@ -58,6 +61,7 @@ class CudaModelRunner : public ModelRunner {
   const void* embedding() const { return weights_.embed; }
   size_t weight_bytes() const { return weights_.storage.bytes(); }
   int graphs_captured() const { return static_cast<int>(graphs_.size()); }
+  ElasticLoadStats elastic_stats() const override { return elastic_.stats(); }
 
  private:
   struct Workspace {
@@ -70,6 +74,7 @@ class CudaModelRunner : public ModelRunner {
     int context = 0;
     int attend = 0;        // what the attention plan is cut for
     int index_stride = 0;  // SpeContext lists per (row, KV head); 0 when dense
+    int stride = 0;        // block-table row: longer when elastic slots follow the blocks
     std::vector<int> capture_layers;
     auto operator<=>(const GraphKey&) const = default;
   };
@@ -77,6 +82,10 @@ class CudaModelRunner : public ModelRunner {
   CudaModelRunner(ModelConfig config, KvLayout layout, CudaRunnerOptions options,
                   CudaWeights weights, cpu::Rope rope);
   Status Init();
+  // Step after validation; on failure the caller forgets every elastic slot it planned.
+  Status RunStep(const BatchStep& batch, StepOutput* out);
+  // Elastic loading: each offloaded layer's copies on the copy stream, one event per layer.
+  Status LaunchSlotCopies(const StepShape& shape);
 
   // Every kernel of the step after the inputs are on the device; graph-capturable.
   Status Forward(const StepShape& shape);
@@ -107,11 +116,15 @@ class CudaModelRunner : public ModelRunner {
   cpu::Rope rope_;
   float rope_scale_ = 1.0f;
   cudaStream_t stream_ = nullptr;
+  cudaStream_t copy_stream_ = nullptr;
+  cudaEvent_t inputs_ready_ = nullptr;
+  std::vector<cudaEvent_t> layer_copied_;  // per layer, on copy_stream_
   std::unique_ptr<Linear> linear_;
   Workspace ws_;
   StepInputs inputs_;
   SparseIndexInputs sparse_inputs_;
   SparseShape sparse_shape_;
+  ElasticKv elastic_;
   DecodeAttentionPlan decode_plan_;
   std::vector<int> capture_layers_;  // this step's BatchStep::capture_layers
   LogitsSummarizer summarizer_;

@@ -128,9 +128,11 @@ __global__ void __launch_bounds__(kWarps * 32) DecodeSplitKernel(DecodeParams p)
     }
   }
 
+  // Elastic rows read the lists that name their GPU slot copies (elastic_kv.h).
+  const int32_t* lists = a.slot_rows != nullptr && a.slot_rows[b] != 0 ? a.slot_indices : a.indices;
   const int32_t* idx =
       SparseRow(a, b, kv_head, p.num_kv_heads)
-          ? a.indices + static_cast<size_t>(b * p.num_kv_heads + kv_head) * a.index_stride
+          ? lists + static_cast<size_t>(b * p.num_kv_heads + kv_head) * a.index_stride
           : nullptr;
   void* const* table = p.block_table + static_cast<size_t>(b) * p.max_blocks;
   const int block_mask = (1 << p.block_shift) - 1;
@@ -438,7 +440,8 @@ Status DecodeAttention(const DecodeAttentionArgs& args, const PagedKv& kv,
                        const DecodeAttentionPlan& plan, void* workspace, cudaStream_t stream) {
   SPC_RETURN_IF_ERROR(kv.Validate("DecodeAttention"));
   if (args.batch <= 0 || args.num_q_heads % kv.num_kv_heads != 0 || plan.chunk <= 0 ||
-      args.seq_lens == nullptr || (args.indices != nullptr && args.index_counts == nullptr)) {
+      args.seq_lens == nullptr || (args.indices != nullptr && args.index_counts == nullptr) ||
+      (args.slot_rows != nullptr && (args.indices == nullptr || args.slot_indices == nullptr))) {
     return InvalidArgument("DecodeAttention: needs a batch, lengths or indices, and a plan");
   }
   if (plan.splits > 1 && workspace == nullptr) {

@@ -31,6 +31,10 @@ struct DecodeAttentionArgs {
   const int32_t* indices = nullptr;
   const int32_t* index_counts = nullptr;
   int index_stride = 0;
+  // Elastic KV, when set (with indices): rows b with slot_rows[b] != 0 read their lists from
+  // slot_indices (same shape and counts), which name GPU slot copies of the positions.
+  const int32_t* slot_rows = nullptr;
+  const int32_t* slot_indices = nullptr;
 };
 
 // How a launch is cut; made on the host from the batch's longest length (or largest index

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "engine/cuda/bench_steps.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_model_runner.h"
 #include "engine/cuda/device_buffer.h"
@@ -16,124 +17,6 @@
 
 namespace specontext::cuda {
 namespace {
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
-Result<size_t> FreeMemory(size_t* total = nullptr) {
-  size_t free = 0, all = 0;
-  SPC_CUDA(cudaMemGetInfo(&free, &all));
-  if (total != nullptr) *total = all;
-  return free;
-}
-
-// Device time of `launch` on `stream`, median of 20 runs after 3 warm-ups.
-Result<double> MedianDeviceMs(cudaStream_t stream, const std::function<Status()>& launch) {
-  cudaEvent_t start, stop;
-  SPC_CUDA(cudaEventCreate(&start));
-  SPC_CUDA(cudaEventCreate(&stop));
-  std::vector<double> ms;
-  Status status;
-  for (int i = 0; i < 23 && status.ok(); ++i) {
-    status = [&]() -> Status {
-      SPC_CUDA(cudaEventRecord(start, stream));
-      SPC_RETURN_IF_ERROR(launch());
-      SPC_CUDA(cudaEventRecord(stop, stream));
-      SPC_CUDA(cudaEventSynchronize(stop));
-      float elapsed = 0;
-      SPC_CUDA(cudaEventElapsedTime(&elapsed, start, stop));
-      if (i >= 3) ms.push_back(elapsed);
-      return Status::Ok();
-    }();
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  SPC_RETURN_IF_ERROR(status);
-  return Median(ms);
-}
-
-// A large device-to-device copy, bytes read plus written per second (median of 20).
-Result<double> CopyBandwidth(cudaStream_t stream) {
-  constexpr size_t kBytes = size_t(1) << 30;
-  SPC_ASSIGN_OR_RETURN(DeviceBuffer src, DeviceBuffer::Allocate(kBytes));
-  SPC_ASSIGN_OR_RETURN(DeviceBuffer dst, DeviceBuffer::Allocate(kBytes));
-  SPC_RETURN_IF_ERROR(FillRandomDevice(DType::kBF16, src.data(), kBytes / 2, 1, 1.0f, stream));
-  SPC_ASSIGN_OR_RETURN(
-      const double ms, MedianDeviceMs(stream, [&]() -> Status {
-        SPC_CUDA(cudaMemcpyAsync(dst.data(), src.data(), kBytes, cudaMemcpyDeviceToDevice, stream));
-        return Status::Ok();
-      }));
-  return 2.0 * kBytes / (ms * 1e-3);
-}
-
-// KV blocks for `seqs` sequences of `positions` each, filled with random BF16 values: as valid
-// as what a prefill would leave, at a fraction of the time.
-struct KvPool {
-  DeviceBuffer storage;
-  BatchStep batch;
-};
-
-Result<KvPool> MakeKvPool(const KvLayout& layout, int vocab, int seqs, int positions,
-                          int tokens_per_seq, int start, cudaStream_t stream) {
-  const size_t blocks = layout.BlocksFor(positions);
-  const size_t per_seq = blocks * layout.num_layers * layout.BlockBytes();
-  KvPool pool;
-  SPC_ASSIGN_OR_RETURN(pool.storage, DeviceBuffer::Allocate(per_seq * seqs));
-  SPC_RETURN_IF_ERROR(FillRandomDevice(layout.dtype, pool.storage.data(), pool.storage.bytes() / 2,
-                                       42, 1.0f, stream));
-  SPC_CUDA(cudaStreamSynchronize(stream));
-  for (int s = 0; s < seqs; ++s) {
-    SequenceStep step;
-    step.tokens.assign(tokens_per_seq, 0);
-    for (int i = 0; i < tokens_per_seq; ++i)
-      step.tokens[i] = static_cast<int32_t>((int64_t{s} * 7919 + int64_t{i} * 104729) % vocab);
-    step.start_position = start;
-    std::byte* base = pool.storage.as<std::byte>() + per_seq * s;
-    for (int l = 0; l < layout.num_layers; ++l) {
-      std::vector<std::byte*> table(blocks);
-      for (size_t b = 0; b < blocks; ++b) {
-        table[b] = base + (static_cast<size_t>(l) * blocks + b) * layout.BlockBytes();
-      }
-      step.block_table.push_back(std::move(table));
-    }
-    pool.batch.sequences.push_back(std::move(step));
-  }
-  return pool;
-}
-
-Result<std::vector<double>> TimeSteps(ModelRunner& runner, const BatchStep& batch, int warmup,
-                                      int steps) {
-  StepOutput out;
-  std::vector<double> ms;
-  for (int i = 0; i < warmup + steps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    SPC_RETURN_IF_ERROR(runner.Step(batch, &out));
-    const auto t1 = std::chrono::steady_clock::now();
-    if (i >= warmup) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-  }
-  return ms;
-}
-
-// B positions per KV head for a token at position context - 1: the first four (sinks), the
-// token itself, and the rest spread evenly between, shifted per head so heads differ. Which
-// positions does not change the step's cost, only how many.
-void SetSparsePositions(int budget, int kv_heads, SequenceStep* step) {
-  const int32_t self = step->start_position;
-  const int32_t sinks = std::min(4, budget - 1);
-  const int32_t spread = budget - 1 - sinks;
-  step->sparse_positions.assign(kv_heads, {});
-  for (int h = 0; h < kv_heads; ++h) {
-    std::vector<int32_t>& list = step->sparse_positions[h];
-    for (int32_t p = 0; p < sinks; ++p) list.push_back(p);
-    const double gap = double(self - sinks) / std::max(spread, 1);
-    for (int32_t i = 0; i < spread; ++i) {
-      list.push_back(sinks + static_cast<int32_t>((i + double(h) / kv_heads) * gap));
-    }
-    list.push_back(self);
-  }
-}
 
 // Device time of one selection for `batch` rows over a head K cache of `context` positions
 // with the target's head shape.
@@ -187,6 +70,40 @@ Result<double> TimeSelection(const ModelConfig& c, const KvLayout& layout, int b
   });
 }
 
+// The point with the memory manager's placement: part of the KV in pinned host memory.
+Status TimeOffloadedPoint(CudaModelRunner& runner, const BenchOptions& options,
+                          const BenchReport& report, double step_weights, DecodePoint* p) {
+  const int gpu_layers = options.gpu_layers(p->batch, p->context);
+  if (gpu_layers < 0) {
+    p->skipped = "the memory manager admits no such batch";
+    return Status::Ok();
+  }
+  SPC_ASSIGN_OR_RETURN(p->offload, BenchOffloaded(runner, p->batch, p->context,
+                                                  {.gpu_layers = gpu_layers,
+                                                   .budget = options.sparse_budget,
+                                                   .reselect = options.reselect,
+                                                   .steps = options.steps,
+                                                   .step_weights = step_weights,
+                                                   .copy_bytes_per_s = report.copy_bytes_per_s,
+                                                   .host_to_device_bytes_per_s =
+                                                       report.host_to_device_bytes_per_s}));
+  p->ran = p->offloaded = true;
+  p->step_ms = p->offload.dense_ms;
+  p->roofline_ms = p->offload.dense_roofline_ms;
+  p->tokens_per_s = p->batch / (p->step_ms * 1e-3);
+  if (p->offload.elastic_ms > 0) {
+    SPC_ASSIGN_OR_RETURN(p->select_ms,
+                         TimeSelection(runner.config(), runner.kv_layout(), p->batch, p->context,
+                                       options.sparse_budget, runner.stream()));
+    p->sparse_ran = true;
+    p->sparse_step_ms = p->offload.elastic_ms;
+    p->sparse_roofline_ms = p->offload.elastic_roofline_ms;
+    p->sparse_tokens_per_s = p->batch / ((p->sparse_step_ms + p->select_ms) * 1e-3);
+    p->sparse_speedup = p->step_ms / (p->sparse_step_ms + p->select_ms);
+  }
+  return Status::Ok();
+}
+
 double PrefillFlops(const ModelConfig& c, int n) {
   const double hidden = c.hidden_size, q = c.q_size(), kv = c.kv_size();
   const double linear = hidden * (q + 2 * kv) + q * hidden + 3.0 * hidden * c.intermediate_size;
@@ -217,6 +134,7 @@ Result<BenchReport> RunBench(const Model& model, const BenchOptions& options) {
   report.kv_fill = "random BF16 values written straight into the KV blocks (no prefill run)";
   report.weight_bytes = runner->weight_bytes();
   SPC_ASSIGN_OR_RETURN(report.copy_bytes_per_s, CopyBandwidth(stream));
+  SPC_ASSIGN_OR_RETURN(report.host_to_device_bytes_per_s, HostToDeviceBandwidth(stream));
   size_t total = 0;
   auto sample = [&]() -> Result<size_t> {
     SPC_ASSIGN_OR_RETURN(size_t free, FreeMemory(&total));
@@ -225,7 +143,7 @@ Result<BenchReport> RunBench(const Model& model, const BenchOptions& options) {
   };
 
   for (int n : options.prefill_lens) {
-    SPC_ASSIGN_OR_RETURN(KvPool pool, MakeKvPool(layout, c.vocab_size, 1, n, n, 0, stream));
+    SPC_ASSIGN_OR_RETURN(KvPool pool, MakeKvPool(layout, c.vocab_size, 1, n, n, 0, -1, stream));
     SPC_ASSIGN_OR_RETURN(std::vector<double> ms,
                          TimeSteps(*runner, pool.batch, 1, std::max(2, options.steps / 3)));
     SPC_RETURN_IF_ERROR(sample().status());
@@ -244,6 +162,11 @@ Result<BenchReport> RunBench(const Model& model, const BenchOptions& options) {
       DecodePoint p{.batch = batch, .context = context};
       p.bytes = step_weights + double(batch) * context * layout.TokenBytes();
       p.roofline_ms = p.bytes / report.copy_bytes_per_s * 1e3;
+      if (options.gpu_layers) {
+        SPC_RETURN_IF_ERROR(TimeOffloadedPoint(*runner, options, report, step_weights, &p));
+        report.decode.push_back(p);
+        continue;
+      }
       const size_t kv_bytes =
           size_t(batch) * layout.BlocksFor(context) * layout.num_layers * layout.BlockBytes();
       SPC_ASSIGN_OR_RETURN(size_t free, FreeMemory());
@@ -255,8 +178,8 @@ Result<BenchReport> RunBench(const Model& model, const BenchOptions& options) {
         continue;
       }
       // The new token sits at position context - 1, so each step attends to `context` keys.
-      SPC_ASSIGN_OR_RETURN(
-          KvPool pool, MakeKvPool(layout, c.vocab_size, batch, context, 1, context - 1, stream));
+      SPC_ASSIGN_OR_RETURN(KvPool pool, MakeKvPool(layout, c.vocab_size, batch, context, 1,
+                                                   context - 1, -1, stream));
       SPC_ASSIGN_OR_RETURN(std::vector<double> whole_ms,
                            TimeSteps(*runner, pool.batch, 3, options.steps));
       p.whole_rows_step_ms = Median(whole_ms);

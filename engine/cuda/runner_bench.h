@@ -6,10 +6,12 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "engine/cuda/offload_bench.h"
 #include "engine/model/model.h"
 
 namespace specontext::cuda {
@@ -23,6 +25,11 @@ struct BenchOptions {
   // Decode steps return a summary of each logits row with this many top tokens, as serving asks
   // (1: greedy; sampled rows ask for 1024); each point is also timed with whole rows.
   int summary_top_k = 1;
+  // When set: the layers the memory manager keeps on the GPU for R requests of S positions
+  // (-1: it admits no such batch); the rest of their KV lives in pinned host memory and each
+  // point is timed offloaded (OffloadPoint) instead of GPU-resident.
+  std::function<int(int batch, int context)> gpu_layers;
+  double reselect = 0.1;  // offloaded SpeContext steps: share of each selection new per step
 };
 
 struct PrefillPoint {
@@ -51,12 +58,15 @@ struct DecodePoint {
   double sparse_speedup = 0;       // dense step over sparse step plus selection
   double sparse_bytes = 0;         // weights once + K/V of batch × B positions
   double sparse_roofline_ms = 0;   // sparse_bytes over the copy bandwidth
+  bool offloaded = false;          // timed with BenchOptions::gpu_layers
+  OffloadPoint offload;
 };
 
 struct BenchReport {
   std::string device;
-  std::string kv_fill;          // how the KV cache was made
-  double copy_bytes_per_s = 0;  // device-to-device, bytes read + written
+  std::string kv_fill;                    // how the KV cache was made
+  double copy_bytes_per_s = 0;            // device-to-device, bytes read + written
+  double host_to_device_bytes_per_s = 0;  // pinned host memory to the device
   size_t weight_bytes = 0;
   size_t peak_gpu_memory = 0;
   std::vector<PrefillPoint> prefill;

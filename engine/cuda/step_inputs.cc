@@ -110,7 +110,7 @@ Status StepInputs::Reserve(size_t table_entries) {
 
 Result<StepShape> StepInputs::Pack(const BatchStep& batch, const KvLayout& layout,
                                    const cpu::Rope& rope, bool per_sequence_rope, int graph_batch,
-                                   int graph_context) {
+                                   int graph_context, int slot_blocks) {
   const auto& seqs = batch.sequences;
   StepShape shape;
   std::vector<int> order;  // packed position -> caller's sequence
@@ -139,6 +139,10 @@ Result<StepShape> StepInputs::Pack(const BatchStep& batch, const KvLayout& layou
     shape.decode = shape.rows = shape.logit_rows = graph_batch;
     shape.max_context = graph_context;
     stride = layout.BlocksFor(graph_context);
+  }
+  if (slot_blocks > 0) {
+    shape.slot_block = stride;
+    stride += slot_blocks;
   }
   shape.stride = stride;
   const int num_seqs = shape.decode + shape.prefill;
@@ -215,6 +219,10 @@ Result<StepShape> StepInputs::Pack(const BatchStep& batch, const KvLayout& layou
   }
   for (int pad = out; pad < shape.logit_rows; ++pad) logit_rows[pad] = pad;
   return shape;
+}
+
+void** StepInputs::HostTables() const {
+  return At<void*>(host_, SectionsFor(max_tokens_, max_sequences_, half_dim_).tables);
 }
 
 size_t StepInputs::UsedBytes(const StepShape& shape) const {

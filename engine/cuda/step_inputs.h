@@ -27,6 +27,7 @@ struct StepShape {
   int max_q_len = 0;               // longest prefill chunk
   int max_context = 0;             // longest decode context (its bucket for graph steps)
   int stride = 0;                  // block-table entries per sequence
+  int slot_block = 0;              // first entry of elastic slot blocks (0: none; elastic_kv.h)
   int logit_rows = 0;              // LM-head rows computed, padding included
   int returned_rows = 0;           // rows of logits the caller gets
   bool per_sequence_rope = false;  // dynamic NTK: inverse frequencies differ per sequence
@@ -59,9 +60,11 @@ class StepInputs {
 
   // Packs a validated batch. graph_batch > 0 pads a pure-decode batch to that many sequences
   // and its block tables to graph_context positions, so equal buckets give equal shapes.
-  // per_sequence_rope (dynamic NTK) stores each sequence's inverse frequencies.
+  // per_sequence_rope (dynamic NTK) stores each sequence's inverse frequencies. slot_blocks
+  // extra entries per row follow the blocks (null until ElasticKv::Fill writes them).
   Result<StepShape> Pack(const BatchStep& batch, const KvLayout& layout, const cpu::Rope& rope,
-                         bool per_sequence_rope, int graph_batch, int graph_context);
+                         bool per_sequence_rope, int graph_batch, int graph_context,
+                         int slot_blocks);
   Status Upload(const StepShape& shape, cudaStream_t stream);
 
   const StepDeviceArrays& device() const { return device_; }
@@ -69,6 +72,8 @@ class StepInputs {
     return device_.block_tables +
            static_cast<size_t>(layer) * (shape.decode + shape.prefill) * shape.stride;
   }
+  // The packed block tables on the host ([layer][rows][stride]) until Upload.
+  void** HostTables() const;
   // Changes whenever the device arrays move (graphs that read them must be dropped).
   int generation() const { return generation_; }
 

@@ -20,26 +20,9 @@ namespace {
 
 constexpr double kTolerance = 2e-2;
 
-double RelErr(const std::vector<float>& got, const std::vector<float>& ref) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    if (std::isnan(got[i])) return INFINITY;
-    num += (double(got[i]) - ref[i]) * (double(got[i]) - ref[i]);
-    den += double(ref[i]) * ref[i];
-  }
-  return std::sqrt(num / den);
-}
-
 int ArgMax(const std::vector<float>& logits, int row, int vocab) {
   const auto begin = logits.begin() + static_cast<long>(row) * vocab;
   return static_cast<int>(std::max_element(begin, begin + vocab) - begin);
-}
-
-std::vector<int32_t> RandomTokens(int n, int vocab, std::mt19937& rng) {
-  std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
-  std::vector<int32_t> tokens(n);
-  for (auto& t : tokens) t = dist(rng);
-  return tokens;
 }
 
 struct Case {

@@ -1,6 +1,7 @@
 #include "tests/gpu/model_runner_parity.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "engine/model/random_fill.h"
@@ -35,8 +36,30 @@ std::unique_ptr<Model> RandomModel(const ModelConfig& config, uint64_t seed) {
   return model;
 }
 
+double RelErr(const std::vector<float>& got, const std::vector<float>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (std::isnan(got[i])) return INFINITY;
+    num += (double(got[i]) - ref[i]) * (double(got[i]) - ref[i]);
+    den += double(ref[i]) * ref[i];
+  }
+  return std::sqrt(num / den);
+}
+
+std::vector<int32_t> RandomTokens(int n, int vocab, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
+  std::vector<int32_t> tokens(n);
+  for (auto& t : tokens) t = dist(rng);
+  return tokens;
+}
+
+ParityHarness::~ParityHarness() {
+  cuda_.reset();
+  for (void* p : pinned_) cudaFreeHost(p);
+}
+
 ParityHarness::ParityHarness(const Model& model, int num_seqs, int capacity,
-                             const cuda::CudaRunnerOptions& opt) {
+                             const cuda::CudaRunnerOptions& opt, int host_from_layer) {
   auto cpu = cpu::CpuModelRunner::Create(model, {.block_tokens = opt.block_tokens});
   auto gpu = cuda::CudaModelRunner::Create(model, opt);
   if (!cpu.ok() || !gpu.ok()) return;
@@ -54,6 +77,17 @@ ParityHarness::ParityHarness(const Model& model, int num_seqs, int capacity,
     cuda_storage_.push_back(std::move(buffer).value());
     auto* cpu_base = reinterpret_cast<std::byte*>(cpu_storage_.back().data());
     auto* cuda_base = cuda_storage_.back().as<std::byte>();
+    const size_t layer_bytes = static_cast<size_t>(blocks) * cuda_layout.BlockBytes();
+    std::byte* host_base = nullptr;
+    if (host_from_layer >= 0 && host_from_layer < layers) {
+      void* pinned = nullptr;
+      if (cudaHostAlloc(&pinned, (layers - host_from_layer) * layer_bytes, cudaHostAllocMapped) !=
+          cudaSuccess) {
+        return;
+      }
+      pinned_.push_back(pinned);
+      host_base = static_cast<std::byte*>(pinned);
+    }
     std::vector<int> order(static_cast<size_t>(layers) * blocks);
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), rng);  // blocks need not be contiguous
@@ -63,7 +97,13 @@ ParityHarness::ParityHarness(const Model& model, int num_seqs, int capacity,
       for (int b = 0; b < blocks; ++b) {
         const size_t slot = order[static_cast<size_t>(l) * blocks + b];
         cpu_tables_[s][l].push_back(cpu_base + slot * cpu_layout.BlockBytes());
-        cuda_tables_[s][l].push_back(cuda_base + slot * cuda_layout.BlockBytes());
+        if (host_base != nullptr && l >= host_from_layer) {
+          // In layer order within the host allocation; mapped, so the device addresses it.
+          cuda_tables_[s][l].push_back(host_base + (l - host_from_layer) * layer_bytes +
+                                       b * cuda_layout.BlockBytes());
+        } else {
+          cuda_tables_[s][l].push_back(cuda_base + slot * cuda_layout.BlockBytes());
+        }
       }
     }
   }
@@ -81,6 +121,8 @@ Status ParityHarness::Step(const std::vector<StepPart>& parts, ParityLogits* out
                       .sparse_positions = part.sparse_positions};
     cpu_batch.sequences.push_back(step);
     step.block_table = cuda_tables_[part.seq];
+    step.host_layers = host_layers_;
+    step.seq_id = static_cast<uint64_t>(part.seq) + 1;
     cuda_batch.sequences.push_back(std::move(step));
   }
   const int vocab = cuda_->config().vocab_size;
@@ -112,6 +154,10 @@ Status ParityHarness::Step(const std::vector<StepPart>& parts, ParityLogits* out
   out->cpu_hidden = std::move(cpu_out.hidden);
   out->cuda_hidden = std::move(cuda_out.hidden);
   return Status::Ok();
+}
+
+void ParityHarness::Rewind(const std::vector<StepPart>& parts) {
+  for (const StepPart& part : parts) positions_[part.seq] -= static_cast<int>(part.tokens.size());
 }
 
 }  // namespace specontext::testing_gpu

@@ -17,6 +17,10 @@ namespace specontext::testing_gpu {
 // maxima, norm weights around 1 so a missing norm shows.
 std::unique_ptr<Model> RandomModel(const ModelConfig& config, uint64_t seed);
 
+// Relative L2 error of `got` against `ref`; infinite when `got` has a NaN.
+double RelErr(const std::vector<float>& got, const std::vector<float>& ref);
+std::vector<int32_t> RandomTokens(int n, int vocab, std::mt19937& rng);
+
 struct StepPart {
   int seq = 0;
   std::vector<int32_t> tokens;
@@ -35,8 +39,11 @@ struct ParityLogits {
 
 class ParityHarness {
  public:
-  // capacity: positions each sequence may reach.
-  ParityHarness(const Model& model, int num_seqs, int capacity, const cuda::CudaRunnerOptions& opt);
+  // capacity: positions each sequence may reach. Layers from `host_from_layer` on keep their
+  // CUDA blocks in mapped pinned host memory (offloaded KV); -1 keeps every layer on the device.
+  ParityHarness(const Model& model, int num_seqs, int capacity, const cuda::CudaRunnerOptions& opt,
+                int host_from_layer = -1);
+  ~ParityHarness();
   bool ok() const { return ok_; }
   const cuda::CudaModelRunner& cuda_runner() const { return *cuda_; }
   // Positions sequence `seq` holds so far.
@@ -47,6 +54,11 @@ class ParityHarness {
   // Later CUDA steps return logits summaries of this depth (0: whole rows), each row at its
   // own temperature and with two gathered tokens.
   void set_summary_top_k(int top_k) { summary_top_k_ = top_k; }
+  // Later CUDA steps mark these layers as offloaded (SequenceStep::host_layers, with seq_id
+  // = seq + 1), so sparse rows attend to them through elastic slots; empty: none.
+  void set_host_layers(std::vector<uint8_t> layers) { host_layers_ = std::move(layers); }
+  // Moves the parts' sequences back by their tokens, so the same step can run again.
+  void Rewind(const std::vector<StepPart>& parts);
   // Runs the parts as one batch on both backends; sequence positions advance.
   Status Step(const std::vector<StepPart>& parts, ParityLogits* out);
 
@@ -56,6 +68,8 @@ class ParityHarness {
   std::vector<int> positions_;
   std::vector<int> capture_layers_;
   int summary_top_k_ = 0;
+  std::vector<uint8_t> host_layers_;
+  std::vector<void*> pinned_;  // host-resident CUDA blocks
   // Per sequence and layer: block pointers of each backend (device blocks in shuffled order).
   std::vector<std::vector<std::vector<std::byte*>>> cpu_tables_, cuda_tables_;
   std::vector<std::vector<float>> cpu_storage_;

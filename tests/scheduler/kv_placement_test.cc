@@ -177,3 +177,35 @@ TEST(KvPlacementTest, AdmissionDefersWhatDoesNotFitAndRejectsWhatNeverCan) {
 
 }  // namespace
 }  // namespace specontext::testing
+
+namespace specontext::testing {
+namespace {
+
+// The runner learns which layers of a step's sequence live off the GPU: that is what sends a
+// sparse row's offloaded layers through elastic slots.
+TEST(KvPlacementTest, StepsMarkTheLayersTheManagerOffloaded) {
+  const KvLayout layout{
+      .num_layers = 3, .num_kv_heads = 1, .head_dim = 64, .block_tokens = 4, .dtype = DType::kF32};
+  auto store =
+      KvStore::Create({.layout = layout, .gpu_blocks = 6, .emulate_gpu = true, .host_blocks = 64});
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto kv = StoreSequenceKv::Create(store->get());
+  ASSERT_TRUE(kv.ok());
+  const std::vector<int32_t> tokens(4, 1);
+  ASSERT_TRUE((*kv)->Admit(1, tokens, 16, "r").ok());
+  SequenceStep step;
+  ASSERT_TRUE((*kv)->Reserve(1, 4).ok());
+  ASSERT_TRUE((*kv)->BeginStep(1, 0, 4, &step).ok());
+  EXPECT_EQ(step.host_layers, (std::vector<uint8_t>{0, 0, 0}));
+  ASSERT_TRUE((*kv)->EndStep(1).ok());
+  // 16 positions take 4 blocks per layer: the 6 GPU blocks hold one layer, the rest move.
+  ASSERT_TRUE((*kv)->Reserve(1, 16).ok());
+  ASSERT_TRUE((*kv)->BeginStep(1, 4, 12, &step).ok());
+  EXPECT_EQ(step.host_layers, (std::vector<uint8_t>{0, 1, 1}));
+  EXPECT_EQ(step.block_table.size(), 3u);
+  ASSERT_TRUE((*kv)->EndStep(1).ok());
+  (*kv)->Release(1);
+}
+
+}  // namespace
+}  // namespace specontext::testing

@@ -1,0 +1,102 @@
+// Elastic loading (SpeContext): a decode row attending sparsely to a layer whose KV lives in
+// host memory reads GPU slot copies of its selected positions instead of reading them over
+// PCIe. Each step, before layer 0, the positions newly selected (S_now − S_last, per KV head;
+// SlotMap) are copied into the slots the dropped ones freed, one launch per layer on a copy
+// stream; each layer's attention waits on its own layer's event only. A layer that has just
+// moved to host memory copies its whole selection once. The token's own position is written
+// by the step into the host block and read from there.
+//
+// The attention sees slots as positions past the row's own blocks: the slot blocks take
+// block-table entries [slot_block, slot_block + capacity / block_tokens) of the row, and the
+// row's lists for offloaded layers name slot_block * block_tokens + slot.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/batch.h"
+#include "engine/cuda/device_buffer.h"
+#include "engine/cuda/slot_copy_kernels.h"
+#include "engine/model_runner.h"
+#include "engine/specontext/slot_map.h"
+#include "kv_store/kv_layout.h"
+
+namespace specontext::cuda {
+
+// What the attention reads for one layer (device memory, fixed addresses between Prepare calls
+// that keep generation()).
+struct ElasticLayerView {
+  const int32_t* slot_rows = nullptr;   // [decode rows]: nonzero where the row reads its slots
+  const int32_t* slot_lists = nullptr;  // [decode rows][KV heads][index_stride]
+};
+
+class ElasticKv {
+ public:
+  ElasticKv() = default;
+  static Result<ElasticKv> Create(const KvLayout& layout, int max_sequences);
+
+  // Host side, before the step's tables are packed: assigns slots for every sparse decode row
+  // with offloaded layers and allocates slot blocks as needed. Returns the block-table entries
+  // the slots need past the rows' own blocks (0: no elastic row; the step runs as before), a
+  // power of two, so graph shapes repeat.
+  Result<int> Plan(const BatchStep& batch);
+  // Writes the slot entries into the packed host tables (`tables`: [layer][rows][stride], the
+  // decode rows first in the batch's order) and the slot lists, then uploads lists and jobs.
+  Status Fill(const BatchStep& batch, void** tables, int rows, int stride, int slot_block,
+              int index_stride, cudaStream_t stream);
+  // Copies layer `layer`'s new positions (graph-capturable; nothing when no row needs any).
+  Status Launch(int layer, const PagedKv& kv, int rows, int slot_block, cudaStream_t stream) const;
+  ElasticLayerView View(int layer) const;
+  bool active() const { return active_; }
+  // Changes whenever the device arrays move (graphs that read them must be dropped).
+  int generation() const { return generation_; }
+
+  // Drops a sequence's slots (it left, or the step that planned them failed).
+  void Release(uint64_t seq_id);
+  void ReleaseAll();
+  const ElasticLoadStats& stats() const { return stats_; }
+
+ private:
+  struct SequenceSlots {
+    SequenceSlots(int kv_heads, int capacity) : map(kv_heads, capacity) {}
+    SlotMap map;
+    std::vector<DeviceBuffer> layer_blocks;  // per layer; empty where never offloaded
+    std::vector<uint8_t> loaded;             // per layer: its slots hold the map's positions
+  };
+  // One decode row of the step that runs elastic.
+  struct RowPlan {
+    int row = 0;  // decode row (the batch's order among one-token sequences)
+    SequenceSlots* slots = nullptr;
+    SlotAssignment assignment;
+    std::vector<uint8_t> whole;  // per layer: copies its whole selection this step
+  };
+
+  ElasticKv(const KvLayout& layout, int max_sequences)
+      : layout_(layout), max_sequences_(max_sequences) {}
+  Result<SequenceSlots*> SlotsFor(const SequenceStep& step, int capacity);
+  Status Reserve(size_t list_entries, size_t jobs);
+  void AppendJobs(int kv_head, const std::vector<SlotLoad>& loads);
+
+  KvLayout layout_;
+  int max_sequences_ = 0;
+  std::map<uint64_t, std::unique_ptr<SequenceSlots>> sequences_;
+  std::vector<DeviceBuffer> spare_;  // freed slot blocks of one capacity, reused first
+  std::vector<RowPlan> plans_;
+  bool active_ = false;
+
+  // Staging: [flags: layers x max_sequences][ranges: layers x max_sequences x 2][lists], and
+  // the jobs apart, each mirrored on the device.
+  PinnedBuffer host_, host_jobs_;
+  DeviceBuffer device_, device_jobs_;
+  size_t list_capacity_ = 0, job_capacity_ = 0;
+  std::vector<SlotCopyJob> jobs_;
+  int generation_ = 0;
+  ElasticLoadStats stats_;
+};
+
+}  // namespace specontext::cuda

@@ -1,0 +1,120 @@
+#include "engine/cuda/offload_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "engine/cuda/bench_steps.h"
+
+namespace specontext::cuda {
+namespace {
+
+constexpr int kSinks = 4;
+
+// Replaces `count` positions of an ascending list (never the sinks or the token's own, last
+// position) by positions it does not hold yet, below the own position; keeps it ascending.
+void Reselect(std::vector<int32_t>& list, int count, std::mt19937& rng) {
+  const int32_t own = list.back();
+  const int first = std::min<int>(kSinks, static_cast<int>(list.size()) - 1);
+  const int movable = static_cast<int>(list.size()) - 1 - first;
+  if (movable <= 0 || own - kSinks <= movable) return;
+  std::vector<int32_t> kept(list.begin() + first, list.end() - 1);
+  std::shuffle(kept.begin(), kept.end(), rng);
+  kept.resize(std::max(0, movable - count));
+  std::sort(kept.begin(), kept.end());
+  std::vector<int32_t> added;
+  std::uniform_int_distribution<int32_t> draw(kSinks, own - 1);
+  while (static_cast<int>(kept.size() + added.size()) < movable) {
+    const int32_t p = draw(rng);
+    if (!std::binary_search(kept.begin(), kept.end(), p) &&
+        std::find(added.begin(), added.end(), p) == added.end()) {
+      added.push_back(p);
+    }
+  }
+  kept.insert(kept.end(), added.begin(), added.end());
+  std::sort(kept.begin(), kept.end());
+  list.resize(first);
+  list.insert(list.end(), kept.begin(), kept.end());
+  list.push_back(own);
+}
+
+struct Timed {
+  double ms = 0;
+  ElasticLoadStats stats;  // over the timed steps
+};
+
+// Median step time; each step first replaces `reselect` of every list.
+Result<Timed> TimeReselecting(CudaModelRunner& runner, BatchStep& batch, double reselect, int steps,
+                              std::mt19937& rng) {
+  StepOutput out;
+  std::vector<double> ms;
+  ElasticLoadStats start;
+  constexpr int kWarmup = 3;
+  for (int i = 0; i < kWarmup + steps; ++i) {
+    if (i == kWarmup) start = runner.elastic_stats();
+    for (SequenceStep& step : batch.sequences) {
+      for (auto& list : step.sparse_positions) {
+        Reselect(list, static_cast<int>(reselect * static_cast<double>(list.size())), rng);
+      }
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    SPC_RETURN_IF_ERROR(runner.Step(batch, &out));
+    const auto t1 = std::chrono::steady_clock::now();
+    if (i >= kWarmup) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  const ElasticLoadStats& end = runner.elastic_stats();
+  Timed timed{.ms = Median(ms)};
+  timed.stats.positions_loaded = end.positions_loaded - start.positions_loaded;
+  timed.stats.positions_reused = end.positions_reused - start.positions_reused;
+  timed.stats.bytes_copied = end.bytes_copied - start.bytes_copied;
+  return timed;
+}
+
+}  // namespace
+
+Result<OffloadPoint> BenchOffloaded(CudaModelRunner& runner, int batch, int context,
+                                    const OffloadOptions& o) {
+  const ModelConfig& c = runner.config();
+  const KvLayout layout = runner.kv_layout();
+  const int layers = c.num_layers, g = std::clamp(o.gpu_layers, 0, layers);
+  SPC_ASSIGN_OR_RETURN(KvPool pool, MakeKvPool(layout, c.vocab_size, batch, context, 1, context - 1,
+                                               g, runner.stream()));
+  OffloadPoint p{.gpu_layers = g, .host_kv_bytes = static_cast<double>(pool.host.bytes())};
+  const double layer_token = layout.TokenBytes() / layers;  // K and V of one position, one layer
+  const double hbm = o.copy_bytes_per_s, link = o.host_to_device_bytes_per_s;
+  p.dense_roofline_ms = std::max((o.step_weights + double(batch) * context * g * layer_token) / hbm,
+                                 double(batch) * context * (layers - g) * layer_token / link) *
+                        1e3;
+  SPC_ASSIGN_OR_RETURN(std::vector<double> dense, TimeSteps(runner, pool.batch, 3, o.steps));
+  p.dense_ms = Median(dense);
+  if (o.budget <= 0 || context <= o.budget) return p;
+
+  for (SequenceStep& step : pool.batch.sequences) {
+    SetSparsePositions(o.budget, layout.num_kv_heads, &step);
+  }
+  SPC_ASSIGN_OR_RETURN(std::vector<double> in_place, TimeSteps(runner, pool.batch, 3, o.steps));
+  p.sparse_in_place_ms = Median(in_place);
+
+  for (SequenceStep& step : pool.batch.sequences) runner.ReleaseSequence(step.seq_id);
+  std::vector<uint8_t> host_layers(layers, 0);
+  std::fill(host_layers.begin() + g, host_layers.end(), 1);
+  for (SequenceStep& step : pool.batch.sequences) step.host_layers = host_layers;
+  std::mt19937 rng(17);
+  SPC_ASSIGN_OR_RETURN(Timed fixed, TimeReselecting(runner, pool.batch, 0.0, o.steps, rng));
+  p.elastic_static_ms = fixed.ms;
+  SPC_ASSIGN_OR_RETURN(Timed moving, TimeReselecting(runner, pool.batch, o.reselect, o.steps, rng));
+  p.elastic_ms = moving.ms;
+  const double listed =
+      static_cast<double>(moving.stats.positions_loaded + moving.stats.positions_reused);
+  p.loaded_fraction = listed > 0 ? moving.stats.positions_loaded / listed : 0;
+  p.copied_bytes_per_step = static_cast<double>(moving.stats.bytes_copied) / o.steps;
+  p.reload_bytes_per_step = double(batch) * (o.budget - 1) * (layers - g) * layer_token;
+  p.elastic_roofline_ms =
+      std::max((o.step_weights + double(batch) * o.budget * layers * layer_token) / hbm,
+               p.copied_bytes_per_step / link) *
+      1e3;
+  for (SequenceStep& step : pool.batch.sequences) runner.ReleaseSequence(step.seq_id);
+  return p;
+}
+
+}  // namespace specontext::cuda
