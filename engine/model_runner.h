@@ -24,6 +24,17 @@ struct ElasticLoadStats {
   int64_t bytes_copied = 0;       // host to device, K and V, every layer
 };
 
+// What changed between two readings of the counters.
+inline ElasticLoadStats operator-(const ElasticLoadStats& a, const ElasticLoadStats& b) {
+  return {.steps = a.steps - b.steps,
+          .row_layers = a.row_layers - b.row_layers,
+          .positions_reused = a.positions_reused - b.positions_reused,
+          .positions_loaded = a.positions_loaded - b.positions_loaded,
+          .positions_first_loaded = a.positions_first_loaded - b.positions_first_loaded,
+          .whole_layer_loads = a.whole_layer_loads - b.whole_layer_loads,
+          .bytes_copied = a.bytes_copied - b.bytes_copied};
+}
+
 class ModelRunner {
  public:
   virtual ~ModelRunner() = default;

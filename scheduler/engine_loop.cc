@@ -212,7 +212,9 @@ void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
   std::vector<Result<SummaryPlan>> plans;
   if (runner_->summarises_logits()) plans = PlanSummaries(work, batch);
   StepOutput out;
+  const ElasticLoadStats elastic_before = runner_->elastic_stats();
   Status step_status = runner_->Step(batch, &out);
+  stats.elastic = runner_->elastic_stats() - elastic_before;
   if (step_status.ok()) step_status = ObserveHidden(work, batch, out);
   for (const ScheduledWork& w : work) {
     if (Status st = kv_->EndStep(w.seq->seq_id); !st.ok() && step_status.ok()) step_status = st;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "engine/model_runner.h"
 #include "engine/sampler/sampler.h"
 #include "scheduler/sequence.h"
 
@@ -16,6 +17,7 @@ struct StepStats {
   int prefill_tokens = 0;
   int decode_tokens = 0;
   double step_seconds = 0.0;
+  ElasticLoadStats elastic;  // this step's copies into GPU slots (offloaded sparse rows)
 };
 
 class EngineObserver {

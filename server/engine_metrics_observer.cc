@@ -42,6 +42,13 @@ void EngineMetricsObserver::OnKvTiers(const KvTierSnapshot& snapshot) {
 void EngineMetricsObserver::OnStep(const StepStats& stats) {
   metrics_->SetRequestsRunning(stats.running);
   metrics_->SetRequestsWaiting(stats.waiting);
+  const ElasticLoadStats& e = stats.elastic;
+  metrics_->AddPrefetchBytes(e.bytes_copied);
+  // Per step: the share of the selected positions already in their GPU slots.
+  if (const int64_t listed = e.positions_reused + e.positions_loaded; listed > 0) {
+    metrics_->SetElasticLoadHitRatio(static_cast<double>(e.positions_reused) /
+                                     static_cast<double>(listed));
+  }
 }
 
 void EngineMetricsObserver::OnFirstToken(const Sequence& seq) {

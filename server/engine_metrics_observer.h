@@ -1,6 +1,6 @@
-// Turns the engine thread's hooks into Prometheus series: scheduler gauges per step, TTFT and
-// queue time at the first token, latency breakdown and token counts when a request ends, and
-// the KV placement's tier usage and memory decisions.
+// Turns the engine thread's hooks into Prometheus series: scheduler gauges and elastic-loading
+// copies per step, TTFT and queue time at the first token, latency breakdown and token counts
+// when a request ends, and the KV placement's tier usage and memory decisions.
 #pragma once
 
 #include "scheduler/engine_observer.h"

@@ -62,12 +62,7 @@ Result<Timed> TimeReselecting(CudaModelRunner& runner, BatchStep& batch, double 
     const auto t1 = std::chrono::steady_clock::now();
     if (i >= kWarmup) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
-  const ElasticLoadStats& end = runner.elastic_stats();
-  Timed timed{.ms = Median(ms)};
-  timed.stats.positions_loaded = end.positions_loaded - start.positions_loaded;
-  timed.stats.positions_reused = end.positions_reused - start.positions_reused;
-  timed.stats.bytes_copied = end.bytes_copied - start.bytes_copied;
-  return timed;
+  return Timed{.ms = Median(ms), .stats = runner.elastic_stats() - start};
 }
 
 }  // namespace
