@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "engine/model/model.h"
-#include "engine/model/weight_layout.h"
 #include "kv_store/memory_manager.h"
 
 #if SPECONTEXT_HAVE_CUDA
@@ -79,23 +78,16 @@ boost::json::object ToJson(const cuda::BenchReport& r, const std::string& model)
 }
 
 // The memory manager for a GPU of `gib`: BF16 weights and KV, the retrieval head's q/k
-// projections when sparse, host memory unbounded.
+// projections over [embedding ; hidden] (counted only when sparse), host memory unbounded.
 Result<MemoryManager> PlacementFor(const ModelConfig& c, double gib, int budget) {
-  double params = 0;
-  for (const WeightSpec& spec : ExpectedWeights(c)) {
-    double n = 1;
-    for (const int64_t d : spec.shape) n *= static_cast<double>(d);
-    params += n;
-  }
-  return MemoryManager::Create(
-      {.num_layers = c.num_layers,
-       .kv_heads = c.num_kv_heads,
-       .head_dim = c.head_dim,
-       .weight_bytes = 2 * params,
-       .head_bytes = budget > 0 ? 2.0 * 2 * c.hidden_size * (c.q_size() + c.kv_size()) : 0,
-       .gpu_bytes = gib * (1u << 30),
-       .host_bytes = 1e15,
-       .sparse_budget = budget});
+  return MemoryManager::Create({.num_layers = c.num_layers,
+                                .kv_heads = c.num_kv_heads,
+                                .head_dim = c.head_dim,
+                                .weight_bytes = 2.0 * static_cast<double>(c.ParameterCount()),
+                                .head_bytes = 2.0 * 2 * c.hidden_size * (c.q_size() + c.kv_size()),
+                                .gpu_bytes = gib * (1u << 30),
+                                .host_bytes = 1e15,
+                                .sparse_budget = budget});
 }
 
 void PrintTable(const cuda::BenchReport& r) {

@@ -108,10 +108,11 @@ Result<KvPool> MakeKvPool(const KvLayout& layout, int vocab, int seqs, int posit
 }
 
 Result<std::vector<double>> TimeSteps(ModelRunner& runner, const BatchStep& batch, int warmup,
-                                      int steps) {
+                                      int steps, const std::function<void(int)>& before_step) {
   StepOutput out;
   std::vector<double> ms;
   for (int i = 0; i < warmup + steps; ++i) {
+    if (before_step) before_step(i);
     const auto t0 = std::chrono::steady_clock::now();
     SPC_RETURN_IF_ERROR(runner.Step(batch, &out));
     const auto t1 = std::chrono::steady_clock::now();

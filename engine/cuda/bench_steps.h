@@ -36,9 +36,11 @@ struct KvPool {
 Result<KvPool> MakeKvPool(const KvLayout& layout, int vocab, int seqs, int positions,
                           int tokens_per_seq, int start, int host_from_layer, cudaStream_t stream);
 
-// Host-visible wall time of each of `steps` steps after `warmup` untimed ones.
+// Host-visible wall time of each of `steps` steps after `warmup` untimed ones. `before_step`
+// (untimed) sees each step's index first and may change the batch.
 Result<std::vector<double>> TimeSteps(ModelRunner& runner, const BatchStep& batch, int warmup,
-                                      int steps);
+                                      int steps,
+                                      const std::function<void(int)>& before_step = nullptr);
 
 // B positions per KV head for a token at position context - 1: the first four (sinks), the
 // token itself, and the rest spread evenly between, shifted per head so heads differ. Which

@@ -202,6 +202,7 @@ Status CudaModelRunner::AttendAll(int layer, const StepShape& shape) {
   const PagedKv kv = LayerKv(layer, shape);
   const float scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
   if (shape.decode > 0) {
+    const ElasticLayerView slots = elastic_.View(layer);
     const DecodeAttentionArgs args{
         .q = qkv,
         .out = attn,
@@ -214,8 +215,8 @@ Status CudaModelRunner::AttendAll(int layer, const StepShape& shape) {
         .indices = sparse_shape_.index_stride > 0 ? sparse_inputs_.indices() : nullptr,
         .index_counts = sparse_inputs_.counts(),
         .index_stride = sparse_shape_.index_stride,
-        .slot_rows = elastic_.View(layer).slot_rows,
-        .slot_indices = elastic_.View(layer).slot_lists};
+        .slot_rows = slots.slot_rows,
+        .slot_indices = slots.slot_lists};
     SPC_RETURN_IF_ERROR(DecodeAttention(args, kv, decode_plan_, ws_.attention.data(), stream_));
   }
   if (shape.prefill > 0) {
@@ -464,7 +465,7 @@ Status CudaModelRunner::RunStep(const BatchStep& batch, StepOutput* out) {
   SPC_ASSIGN_OR_RETURN(sparse_shape_,
                        sparse_inputs_.Pack(batch, config_.num_kv_heads, shape.decode,
                                            graph_batch > 0 ? kMinGraphContext : 0, graph_context));
-  SPC_RETURN_IF_ERROR(elastic_.Fill(batch, inputs_.HostTables(), shape.decode + shape.prefill,
+  SPC_RETURN_IF_ERROR(elastic_.Fill(inputs_.HostTables(), shape.decode + shape.prefill,
                                     shape.stride, shape.slot_block, sparse_shape_.index_stride,
                                     stream_));
   if (inputs_.generation() != generation || sparse_inputs_.generation() != sparse_generation ||

@@ -73,7 +73,7 @@ Result<int> ElasticKv::Plan(const BatchStep& batch) {
     const int capacity = std::max<int>(
         layout_.block_tokens, static_cast<int>(std::bit_ceil(std::max<size_t>(longest, 2) - 1)));
     SPC_ASSIGN_OR_RETURN(SequenceSlots * slots, SlotsFor(step, capacity));
-    RowPlan plan{.row = decode_row, .slots = slots};
+    RowPlan plan{.row = decode_row, .step = &step, .slots = slots};
     if (Status st = slots->map.Assign(step.sparse_positions, &plan.assignment); !st.ok()) {
       Release(step.seq_id);
       return st;
@@ -113,8 +113,8 @@ void ElasticKv::AppendJobs(int kv_head, const std::vector<SlotLoad>& loads) {
   for (const SlotLoad& load : loads) jobs_.push_back({load.position, kv_head, load.slot});
 }
 
-Status ElasticKv::Fill(const BatchStep& batch, void** tables, int rows, int stride, int slot_block,
-                       int index_stride, cudaStream_t stream) {
+Status ElasticKv::Fill(void** tables, int rows, int stride, int slot_block, int index_stride,
+                       cudaStream_t stream) {
   if (!active_) return Status::Ok();
   const int layers = layout_.num_layers, kv_heads = layout_.num_kv_heads;
   const size_t entries = static_cast<size_t>(layers) * max_sequences_;
@@ -122,14 +122,10 @@ Status ElasticKv::Fill(const BatchStep& batch, void** tables, int rows, int stri
   // Ranges per (layer, decode row); rows without slots keep {0, 0} and a zero flag.
   std::vector<int2> ranges(entries, int2{0, 0});
   std::vector<int32_t> flags(entries, 0);
-  std::vector<const SequenceStep*> decode_steps;
-  for (const SequenceStep& step : batch.sequences) {
-    if (step.tokens.size() == 1) decode_steps.push_back(&step);
-  }
   const size_t block_bytes = layout_.BlockBytes();
   ++stats_.steps;
   for (const RowPlan& plan : plans_) {
-    const SequenceStep& step = *decode_steps[plan.row];
+    const SequenceStep& step = *plan.step;
     const auto diff_first = static_cast<int>(jobs_.size());
     for (int h = 0; h < kv_heads; ++h) AppendJobs(h, plan.assignment.loads[h]);
     const int2 diff{diff_first, static_cast<int>(jobs_.size()) - diff_first};
@@ -165,7 +161,7 @@ Status ElasticKv::Fill(const BatchStep& batch, void** tables, int rows, int stri
   int32_t* lists = flags_out + 3 * entries;
   const int32_t slot_base = slot_block * layout_.block_tokens;
   for (const RowPlan& plan : plans_) {
-    const SequenceStep& step = *decode_steps[plan.row];
+    const SequenceStep& step = *plan.step;
     for (int h = 0; h < kv_heads; ++h) {
       int32_t* out = lists + (static_cast<size_t>(plan.row) * kv_heads + h) * index_stride;
       for (const int32_t slot : plan.assignment.slots[h]) *out++ = slot_base + slot;

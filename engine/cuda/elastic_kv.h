@@ -47,8 +47,9 @@ class ElasticKv {
   Result<int> Plan(const BatchStep& batch);
   // Writes the slot entries into the packed host tables (`tables`: [layer][rows][stride], the
   // decode rows first in the batch's order) and the slot lists, then uploads lists and jobs.
-  Status Fill(const BatchStep& batch, void** tables, int rows, int stride, int slot_block,
-              int index_stride, cudaStream_t stream);
+  // The batch must be the one Plan saw.
+  Status Fill(void** tables, int rows, int stride, int slot_block, int index_stride,
+              cudaStream_t stream);
   // Copies layer `layer`'s new positions (graph-capturable; nothing when no row needs any).
   Status Launch(int layer, const PagedKv& kv, int rows, int slot_block, cudaStream_t stream) const;
   ElasticLayerView View(int layer) const;
@@ -70,7 +71,8 @@ class ElasticKv {
   };
   // One decode row of the step that runs elastic.
   struct RowPlan {
-    int row = 0;  // decode row (the batch's order among one-token sequences)
+    int row = 0;                         // decode row (the batch's order among one-token sequences)
+    const SequenceStep* step = nullptr;  // in the batch Plan saw, which Fill gets again
     SequenceSlots* slots = nullptr;
     SlotAssignment assignment;
     std::vector<uint8_t> whole;  // per layer: copies its whole selection this step

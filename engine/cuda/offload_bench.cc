@@ -1,7 +1,6 @@
 #include "engine/cuda/offload_bench.h"
 
 #include <algorithm>
-#include <chrono>
 #include <random>
 
 #include "engine/cuda/bench_steps.h"
@@ -46,22 +45,16 @@ struct Timed {
 // Median step time; each step first replaces `reselect` of every list.
 Result<Timed> TimeReselecting(CudaModelRunner& runner, BatchStep& batch, double reselect, int steps,
                               std::mt19937& rng) {
-  StepOutput out;
-  std::vector<double> ms;
-  ElasticLoadStats start;
   constexpr int kWarmup = 3;
-  for (int i = 0; i < kWarmup + steps; ++i) {
-    if (i == kWarmup) start = runner.elastic_stats();
-    for (SequenceStep& step : batch.sequences) {
-      for (auto& list : step.sparse_positions) {
-        Reselect(list, static_cast<int>(reselect * static_cast<double>(list.size())), rng);
-      }
-    }
-    const auto t0 = std::chrono::steady_clock::now();
-    SPC_RETURN_IF_ERROR(runner.Step(batch, &out));
-    const auto t1 = std::chrono::steady_clock::now();
-    if (i >= kWarmup) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-  }
+  ElasticLoadStats start;
+  SPC_ASSIGN_OR_RETURN(std::vector<double> ms, TimeSteps(runner, batch, kWarmup, steps, [&](int i) {
+                         if (i == kWarmup) start = runner.elastic_stats();
+                         for (SequenceStep& step : batch.sequences) {
+                           for (auto& list : step.sparse_positions) {
+                             Reselect(list, static_cast<int>(reselect * double(list.size())), rng);
+                           }
+                         }
+                       }));
   return Timed{.ms = Median(ms), .stats = runner.elastic_stats() - start};
 }
 
