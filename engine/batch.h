@@ -15,6 +15,11 @@ struct SequenceStep {
   // block_table[layer][i]: the i-th KV block (KvLayout) of this sequence for that layer, large
   // enough for start_position + tokens.size() positions. The step writes the new K/V into it.
   std::vector<std::vector<std::byte*>> block_table;
+  // Nonzero when the caller vouches that, for the same seq_id and the same version, the entries
+  // of block_table a previous step saw are unchanged (tables only grew), so a backend may keep
+  // its copy and read only the new entries. A caller gives a new value whenever any entry
+  // changes (a layer moved between tiers, blocks staged); 0: no such promise.
+  uint64_t table_version = 0;
   // Per layer, nonzero when its blocks live in host memory (offloaded by the memory manager);
   // empty when every layer is on the device. A GPU backend attends to an offloaded layer of a
   // SpeContext row through GPU slot copies of the selected positions (elastic loading).

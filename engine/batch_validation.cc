@@ -79,7 +79,8 @@ Status ValidateSummaryRequest(const BatchStep& batch, const ModelConfig& config)
 
 }  // namespace
 
-Status ValidateBatch(const BatchStep& batch, const ModelConfig& config, const KvLayout& layout) {
+Status ValidateBatch(const BatchStep& batch, const ModelConfig& config, const KvLayout& layout,
+                     NullBlockCheck null_blocks) {
   SPC_RETURN_IF_ERROR(ValidateSummaryRequest(batch, config));
   for (int layer : batch.capture_layers) {
     if (layer < 0 || layer > config.num_layers) {
@@ -115,6 +116,7 @@ Status ValidateBatch(const BatchStep& batch, const ModelConfig& config, const Kv
                                std::to_string(blocks.size()) + " KV blocks, " +
                                std::to_string(end) + " positions need " + std::to_string(needed));
       }
+      if (null_blocks == NullBlockCheck::kByBackend) continue;
       const auto null_block = std::find(blocks.begin(), blocks.begin() + needed, nullptr);
       if (null_block != blocks.begin() + needed) {
         return InvalidArgument(where + "layer " + std::to_string(layer) + " block " +

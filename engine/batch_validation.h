@@ -13,6 +13,12 @@
 
 namespace specontext {
 
-Status ValidateBatch(const BatchStep& batch, const ModelConfig& config, const KvLayout& layout);
+// kByBackend: the backend keeps copies of block tables across steps (SequenceStep::
+// table_version) and checks for null only the entries it copies, so a step's cost does not
+// grow with every sequence's whole table; tables are still checked for length.
+enum class NullBlockCheck { kEveryEntry, kByBackend };
+
+Status ValidateBatch(const BatchStep& batch, const ModelConfig& config, const KvLayout& layout,
+                     NullBlockCheck null_blocks = NullBlockCheck::kEveryEntry);
 
 }  // namespace specontext

@@ -42,6 +42,8 @@ struct StagedBlock {
 
 struct SequenceTable {
   int64_t length = 0;  // positions allocated and accounted
+  // Changes whenever a block pointer a step was given changes (StepTables, KvStore::BeginStep).
+  uint64_t version = 0;
   std::vector<LayerTable> layers;
   // Leading full blocks that have a prefix-cache entry (adopted on a hit or registered since),
   // and the chained hash of the last of them; such blocks are never written again.

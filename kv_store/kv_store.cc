@@ -136,6 +136,7 @@ Result<int64_t> KvStore::AddSequence(SequenceId seq, const std::vector<Tier>& pl
     cache_.CountQuery(static_cast<int64_t>(prompt.size()), table.length);
   }
   const int64_t cached = table.length;
+  table.version = ++last_version_;
   sequences_.emplace(seq, std::move(table));
   return cached;
 }
@@ -248,7 +249,7 @@ Result<CopyTicket> KvStore::MoveLayer(SequenceId seq, int layer_index, Tier to) 
   return ticket;
 }
 
-Status KvStore::FinishMove(LayerTable& layer) {
+Status KvStore::FinishMove(SequenceTable& table, LayerTable& layer) {
   PendingMove move = std::move(*layer.pending);
   layer.pending.reset();
   --pending_moves_;
@@ -278,6 +279,7 @@ Status KvStore::FinishMove(LayerTable& layer) {
   ReleaseBlocks(layer.tier, layer.blocks);
   layer.tier = move.to;
   layer.blocks = std::move(move.blocks);
+  table.version = ++last_version_;
   return Status::Ok();
 }
 
@@ -285,7 +287,7 @@ Status KvStore::WaitMoves(SequenceTable& table) {
   Status first;
   for (LayerTable& layer : table.layers) {
     if (!layer.pending) continue;
-    const Status s = FinishMove(layer);
+    const Status s = FinishMove(table, layer);
     if (first.ok()) first = s;
   }
   return first;
@@ -296,7 +298,7 @@ Status KvStore::CollectMoves() {
   for (auto it = sequences_.begin(); pending_moves_ > 0 && it != sequences_.end(); ++it) {
     for (LayerTable& layer : it->second.layers) {
       if (!layer.pending || !layer.pending->ticket.Poll()) continue;
-      const Status s = FinishMove(layer);
+      const Status s = FinishMove(it->second, layer);
       if (first.ok()) first = s;
     }
   }
@@ -332,6 +334,12 @@ Result<int64_t> KvStore::Length(SequenceId seq) const {
 
 Result<std::vector<std::vector<std::byte*>>> KvStore::BeginStep(SequenceId seq, int64_t start,
                                                                 int64_t count) {
+  StepTables tables;
+  SPC_RETURN_IF_ERROR(BeginStep(seq, start, count, &tables));
+  return std::move(tables.blocks);
+}
+
+Status KvStore::BeginStep(SequenceId seq, int64_t start, int64_t count, StepTables* tables) {
   SPC_ASSIGN_OR_RETURN(SequenceTable * table, Find(seq));
   if (table->in_step) return FailedPrecondition(SeqName(seq) + " is already inside a step");
   if (start < 0 || count <= 0 || start + count > table->length) {
@@ -344,35 +352,46 @@ Result<std::vector<std::vector<std::byte*>>> KvStore::BeginStep(SequenceId seq, 
   }
   SPC_RETURN_IF_ERROR(WaitMoves(*table));
   const size_t used = static_cast<size_t>(layout_.BlocksFor(start + count));
-  std::vector<std::vector<std::byte*>> pointers(table->layers.size());
+  if (tables->version != table->version || tables->blocks.size() != table->layers.size()) {
+    tables->blocks.assign(table->layers.size(), {});
+  }
   std::vector<BlockCopy> stage_in;
   std::vector<StagedBlock> staged;
   for (size_t l = 0; l < table->layers.size(); ++l) {
     const LayerTable& layer = table->layers[l];
-    for (size_t i = 0; i < used; ++i) {
-      if (ComputeVisible(layer.tier)) {
-        pointers[l].push_back(pool(layer.tier)->data(layer.blocks[i]));
-        continue;
+    std::vector<std::byte*>& pointers = tables->blocks[l];
+    if (ComputeVisible(layer.tier)) {
+      for (size_t i = pointers.size(); i < used; ++i) {
+        pointers.push_back(pool(layer.tier)->data(layer.blocks[i]));
       }
+      continue;
+    }
+    pointers.clear();
+    for (size_t i = 0; i < used; ++i) {
       auto host = AllocateBlock(Tier::kHost);
       if (!host.ok()) {
         for (const StagedBlock& s : staged) pool(Tier::kHost)->Release(s.host_id);
+        tables->version = 0;
         return host.status().WithContext("staging NVMe KV of " + SeqName(seq));
       }
       staged.push_back(StagedBlock{static_cast<int>(l), static_cast<int32_t>(i), *host});
       stage_in.push_back(BlockCopy{pool(Tier::kNvme), layer.blocks[i], pool(Tier::kHost), *host});
-      pointers[l].push_back(pool(Tier::kHost)->data(*host));
+      pointers.push_back(pool(Tier::kHost)->data(*host));
     }
   }
   if (const Status s = CopyEngine::CopyNow(stage_in); !s.ok()) {
     for (const StagedBlock& b : staged) pool(Tier::kHost)->Release(b.host_id);
+    tables->version = 0;
     return s.WithContext("staging NVMe KV of " + SeqName(seq));
   }
+  // Staged blocks are this step's alone: the next step gets other ones.
+  if (!staged.empty()) table->version = ++last_version_;
+  tables->version = table->version;
   table->in_step = true;
   table->step_start = start;
   table->step_end = start + count;
   table->staged = std::move(staged);
-  return pointers;
+  return Status::Ok();
 }
 
 Status KvStore::EndStep(SequenceId seq) {

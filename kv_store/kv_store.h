@@ -36,6 +36,12 @@ struct KvStoreOptions {
   bool prefix_caching = true;
 };
 
+// A step's block pointers (KvStore::BeginStep), kept by the caller between steps.
+struct StepTables {
+  uint64_t version = 0;  // the SequenceTable::version they match; 0: none yet
+  std::vector<std::vector<std::byte*>> blocks;
+};
+
 class KvStore {
  public:
   static Result<std::unique_ptr<KvStore>> Create(const KvStoreOptions& options);
@@ -77,6 +83,12 @@ class KvStore {
   // Pointers for a step writing positions [start, start + count): per layer, the blocks that
   // cover [0, start + count), all compute-visible (NVMe layers are staged into host blocks).
   // Waits for the sequence's moves. EndStep writes staged blocks back and releases them.
+  // `tables` is brought up to date in place: while its version is the sequence's, the entries
+  // it holds are still right and only new blocks are appended, so a decode step costs what
+  // changed, not the sequence's length. The version changes whenever an entry does (a layer
+  // moved, blocks staged) and is never reused, across sequences too.
+  Status BeginStep(SequenceId seq, int64_t start, int64_t count, StepTables* tables);
+  // The same, into fresh tables.
   Result<std::vector<std::vector<std::byte*>>> BeginStep(SequenceId seq, int64_t start,
                                                          int64_t count);
   Status EndStep(SequenceId seq);
@@ -97,7 +109,7 @@ class KvStore {
   Result<int32_t> AllocateBlock(Tier tier);
   void ReleaseBlocks(Tier tier, std::span<const int32_t> ids);
   void SetBlockTokens(Tier tier, const std::vector<int32_t>& blocks, int64_t length);
-  Status FinishMove(LayerTable& layer);
+  Status FinishMove(SequenceTable& table, LayerTable& layer);
   Status WaitMoves(SequenceTable& table);
 
   KvLayout layout_;
@@ -106,6 +118,7 @@ class KvStore {
   PrefixCache cache_;
   std::unordered_map<SequenceId, SequenceTable> sequences_;
   int64_t pending_moves_ = 0;
+  uint64_t last_version_ = 0;  // SequenceTable::version
   // Declared last so it is destroyed first: in-flight copies finish while pools still exist.
   std::unique_ptr<CopyEngine> copier_;
 };

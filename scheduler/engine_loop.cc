@@ -216,8 +216,11 @@ void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
   Status step_status = runner_->Step(batch, &out);
   stats.elastic = runner_->elastic_stats() - elastic_before;
   if (step_status.ok()) step_status = ObserveHidden(work, batch, out);
-  for (const ScheduledWork& w : work) {
-    if (Status st = kv_->EndStep(w.seq->seq_id); !st.ok() && step_status.ok()) step_status = st;
+  for (size_t row = 0; row < work.size(); ++row) {
+    if (Status st = kv_->EndStep(work[row].seq->seq_id, &batch.sequences[row]);
+        !st.ok() && step_status.ok()) {
+      step_status = st;
+    }
   }
   if (!step_status.ok()) {
     spdlog::error("forward step failed for {} sequences: {}", work.size(), step_status.ToString());

@@ -32,10 +32,11 @@ class SequenceKv {
   virtual void CachePrefix(uint64_t seq, std::span<const int32_t> computed_tokens) = 0;
   virtual void Release(uint64_t seq) = 0;
   // Fills step->block_table (block_table[layer][i]: the i-th block of `seq` for that layer,
-  // compute-visible) for a step that writes positions [start, start + count), and
-  // step->host_layers. EndStep after the forward pass.
+  // compute-visible) for a step that writes positions [start, start + count), with
+  // step->table_version and step->host_layers. EndStep after the forward pass, with the same
+  // step: it takes the tables back for the next step.
   virtual Status BeginStep(uint64_t seq, int start, int count, SequenceStep* step) = 0;
-  virtual Status EndStep(uint64_t seq) = 0;
+  virtual Status EndStep(uint64_t seq, SequenceStep* step) = 0;
   // Positions one sequence may ever hold (every tier together); beyond it a request fails alone.
   virtual int64_t CapacityTokens() const = 0;
 };

@@ -26,10 +26,18 @@ void StoreSequenceKv::CachePrefix(uint64_t seq, std::span<const int32_t> compute
   }
 }
 
-void StoreSequenceKv::Release(uint64_t seq) { placement_->Release(seq); }
+void StoreSequenceKv::Release(uint64_t seq) {
+  tables_.erase(seq);
+  placement_->Release(seq);
+}
 
 Status StoreSequenceKv::BeginStep(uint64_t seq, int start, int count, SequenceStep* step) {
-  SPC_ASSIGN_OR_RETURN(step->block_table, store_->BeginStep(seq, start, count));
+  // The step borrows the sequence's tables (EndStep takes them back), so a decode step costs
+  // the blocks added since the last one, not a copy of every layer's table.
+  StepTables& tables = tables_[seq];
+  SPC_RETURN_IF_ERROR(store_->BeginStep(seq, start, count, &tables));
+  step->block_table = std::move(tables.blocks);
+  step->table_version = tables.version;
   const int layers = store_->layout().num_layers;
   step->host_layers.assign(layers, 0);
   for (int layer = 0; layer < layers; ++layer) {
@@ -39,7 +47,10 @@ Status StoreSequenceKv::BeginStep(uint64_t seq, int start, int count, SequenceSt
   return Status::Ok();
 }
 
-Status StoreSequenceKv::EndStep(uint64_t seq) {
+Status StoreSequenceKv::EndStep(uint64_t seq, SequenceStep* step) {
+  if (auto found = tables_.find(seq); found != tables_.end() && step != nullptr) {
+    found->second.blocks = std::move(step->block_table);
+  }
   const Status written = store_->EndStep(seq);
   const Status checked = placement_->EndStep(seq);
   return written.ok() ? checked : written;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <unordered_map>
 
 #include "kv_store/kv_store.h"
 #include "scheduler/kv_placement.h"
@@ -21,7 +22,7 @@ class StoreSequenceKv : public SequenceKv {
   void CachePrefix(uint64_t seq, std::span<const int32_t> computed_tokens) override;
   void Release(uint64_t seq) override;
   Status BeginStep(uint64_t seq, int start, int count, SequenceStep* step) override;
-  Status EndStep(uint64_t seq) override;
+  Status EndStep(uint64_t seq, SequenceStep* step) override;
   int64_t CapacityTokens() const override;
 
   const KvPlacement& placement() const { return *placement_; }
@@ -32,6 +33,7 @@ class StoreSequenceKv : public SequenceKv {
 
   KvStore* store_;
   std::unique_ptr<KvPlacement> placement_;
+  std::unordered_map<uint64_t, StepTables> tables_;  // per sequence, lent to its steps
 };
 
 }  // namespace specontext

@@ -1,6 +1,7 @@
 #include "engine/cuda/bench_steps.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 
@@ -86,6 +87,8 @@ Result<KvPool> MakeKvPool(const KvLayout& layout, int vocab, int seqs, int posit
     SPC_RETURN_IF_ERROR(FillRandomDevice(layout.dtype, base, bytes / 2, 42, 1.0f, stream));
   }
   SPC_CUDA(cudaStreamSynchronize(stream));
+  static std::atomic<uint64_t> pools{0};
+  const uint64_t pool_version = ++pools;
   for (int s = 0; s < seqs; ++s) {
     SequenceStep step;
     step.tokens.assign(tokens_per_seq, 0);
@@ -93,6 +96,8 @@ Result<KvPool> MakeKvPool(const KvLayout& layout, int vocab, int seqs, int posit
       step.tokens[i] = static_cast<int32_t>((int64_t{s} * 7919 + int64_t{i} * 104729) % vocab);
     step.start_position = start;
     step.seq_id = static_cast<uint64_t>(s) + 1;
+    // The pool's blocks never move; a new pool's sequences reuse the ids with other blocks.
+    step.table_version = pool_version;
     for (int l = 0; l < layers; ++l) {
       std::byte* base =
           l < host_from ? pool.storage.as<std::byte>() + (size_t(s) * host_from + l) * layer_bytes

@@ -102,6 +102,7 @@ Status CudaModelRunner::Init() {
     SPC_CUDA(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
   }
   SPC_ASSIGN_OR_RETURN(elastic_, ElasticKv::Create(layout_, options_.max_sequences));
+  SPC_ASSIGN_OR_RETURN(tables_, DeviceBlockTables::Create(layout_, options_.max_sequences));
   const size_t t = options_.max_tokens, hidden = config_.hidden_size;
   const size_t width = config_.q_size() + 2 * config_.kv_size();
   const size_t inter = config_.intermediate_size;
@@ -421,10 +422,15 @@ Status CudaModelRunner::RunDecodeGraph(const StepShape& shape) {
 
 Status CudaModelRunner::Step(const BatchStep& batch, StepOutput* out) {
   if (out == nullptr) return InvalidArgument("CUDA backend: no output given");
-  SPC_RETURN_IF_ERROR(ValidateBatch(batch, config_, layout_).WithContext("CUDA backend"));
+  SPC_RETURN_IF_ERROR(ValidateBatch(batch, config_, layout_, NullBlockCheck::kByBackend)
+                          .WithContext("CUDA backend"));
   const Status status = RunStep(batch, out);
-  // The slot maps assumed this step's copies ran; without them no slot can be trusted.
-  if (!status.ok()) elastic_.ReleaseAll();
+  // The slot maps and the device tables assumed this step's copies ran; without them neither
+  // can be trusted.
+  if (!status.ok()) {
+    elastic_.ReleaseAll();
+    tables_.InvalidateAll();
+  }
   return status;
 }
 
@@ -441,7 +447,10 @@ Status CudaModelRunner::RunStep(const BatchStep& batch, StepOutput* out) {
   int graph_batch = 0, graph_context = 0;
   if (options_.use_graphs && !dynamic && pure_decode &&
       static_cast<int>(batch.sequences.size()) <= options_.max_graph_batch) {
-    graph_batch = NextPow2(static_cast<int>(batch.sequences.size()));
+    // Padded to a power of two so few graphs serve every batch size, but never past the rows
+    // and sequences a step may hold.
+    const int n = static_cast<int>(batch.sequences.size());
+    graph_batch = std::max(n, std::min({NextPow2(n), options_.max_sequences, options_.max_tokens}));
     int longest = 0;
     for (const SequenceStep& s : batch.sequences) longest = std::max(longest, s.start_position + 1);
     graph_context = std::max(kMinGraphContext, NextPow2(longest));
@@ -465,9 +474,10 @@ Status CudaModelRunner::RunStep(const BatchStep& batch, StepOutput* out) {
   SPC_ASSIGN_OR_RETURN(sparse_shape_,
                        sparse_inputs_.Pack(batch, config_.num_kv_heads, shape.decode,
                                            graph_batch > 0 ? kMinGraphContext : 0, graph_context));
-  SPC_RETURN_IF_ERROR(elastic_.Fill(inputs_.HostTables(), shape.decode + shape.prefill,
-                                    shape.stride, shape.slot_block, sparse_shape_.index_stride,
-                                    stream_));
+  const int rows = shape.decode + shape.prefill;
+  SPC_RETURN_IF_ERROR(tables_.Stage(batch, shape.order, rows));
+  SPC_RETURN_IF_ERROR(elastic_.Fill(tables_.slot_ranges(), rows, shape.slot_block,
+                                    sparse_shape_.index_stride, stream_));
   if (inputs_.generation() != generation || sparse_inputs_.generation() != sparse_generation ||
       elastic_.generation() != elastic_generation) {
     DropGraphs();
@@ -479,7 +489,9 @@ Status CudaModelRunner::RunStep(const BatchStep& batch, StepOutput* out) {
                                                            config_.num_heads, attend));
     SPC_RETURN_IF_ERROR(EnsureAttentionWorkspace(decode_plan_.workspace_bytes));
   }
-  SPC_RETURN_IF_ERROR(inputs_.Upload(shape, stream_));
+  SPC_RETURN_IF_ERROR(inputs_.Upload(stream_));
+  SPC_RETURN_IF_ERROR(
+      tables_.Assemble(inputs_.device().block_tables, shape.stride, shape.slot_block, stream_));
   SPC_RETURN_IF_ERROR(sparse_inputs_.Upload(sparse_shape_, shape.decode, stream_));
   out->hidden.clear();
   SPC_RETURN_IF_ERROR(graph_batch > 0 ? RunDecodeGraph(shape) : Forward(shape));

@@ -15,6 +15,7 @@
 #include "engine/cpu/rope.h"
 #include "engine/cuda/cuda_weights.h"
 #include "engine/cuda/decode_attention.h"
+#include "engine/cuda/device_block_tables.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/elastic_kv.h"
 #include "engine/cuda/linear.h"
@@ -53,7 +54,10 @@ class CudaModelRunner : public ModelRunner {
   Status Step(const BatchStep& batch, StepOutput* out) override;
   Status LogitsRow(int row, std::vector<float>* out) override;
   bool summarises_logits() const override { return true; }
-  void ReleaseSequence(uint64_t seq_id) override { elastic_.Release(seq_id); }
+  void ReleaseSequence(uint64_t seq_id) override {
+    elastic_.Release(seq_id);
+    tables_.Release(seq_id);
+  }
 
   cudaStream_t stream() const { return stream_; }
   // The token embedding table on the device ([vocab][hidden], BF16), for a retrieval head that
@@ -62,6 +66,8 @@ class CudaModelRunner : public ModelRunner {
   size_t weight_bytes() const { return weights_.storage.bytes(); }
   int graphs_captured() const { return static_cast<int>(graphs_.size()); }
   ElasticLoadStats elastic_stats() const override { return elastic_.stats(); }
+  // Block-table entries copied to the device so far (only new ones for vouched tables).
+  int64_t table_entries_uploaded() const { return tables_.entries_uploaded(); }
 
  private:
   struct Workspace {
@@ -125,6 +131,7 @@ class CudaModelRunner : public ModelRunner {
   SparseIndexInputs sparse_inputs_;
   SparseShape sparse_shape_;
   ElasticKv elastic_;
+  DeviceBlockTables tables_;
   DecodeAttentionPlan decode_plan_;
   std::vector<int> capture_layers_;  // this step's BatchStep::capture_layers
   LogitsSummarizer summarizer_;

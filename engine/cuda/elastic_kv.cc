@@ -113,7 +113,7 @@ void ElasticKv::AppendJobs(int kv_head, const std::vector<SlotLoad>& loads) {
   for (const SlotLoad& load : loads) jobs_.push_back({load.position, kv_head, load.slot});
 }
 
-Status ElasticKv::Fill(void** tables, int rows, int stride, int slot_block, int index_stride,
+Status ElasticKv::Fill(std::span<SlotRange> slot_ranges, int rows, int slot_block, int index_stride,
                        cudaStream_t stream) {
   if (!active_) return Status::Ok();
   const int layers = layout_.num_layers, kv_heads = layout_.num_kv_heads;
@@ -122,7 +122,6 @@ Status ElasticKv::Fill(void** tables, int rows, int stride, int slot_block, int 
   // Ranges per (layer, decode row); rows without slots keep {0, 0} and a zero flag.
   std::vector<int2> ranges(entries, int2{0, 0});
   std::vector<int32_t> flags(entries, 0);
-  const size_t block_bytes = layout_.BlockBytes();
   ++stats_.steps;
   for (const RowPlan& plan : plans_) {
     const SequenceStep& step = *plan.step;
@@ -146,11 +145,9 @@ Status ElasticKv::Fill(void** tables, int rows, int stride, int slot_block, int 
       ++stats_.row_layers;
       stats_.whole_layer_loads += plan.whole[layer];
       stats_.bytes_copied += static_cast<int64_t>(ranges[at].y) * 2 * layout_.head_dim * 2;
-      auto* blocks = plan.slots->layer_blocks[layer].as<std::byte>();
-      void** row_table = tables + (static_cast<size_t>(layer) * rows + plan.row) * stride;
-      for (int b = 0; b < plan.slots->map.capacity() / layout_.block_tokens; ++b) {
-        row_table[slot_block + b] = blocks + b * block_bytes;
-      }
+      slot_ranges[static_cast<size_t>(layer) * rows + plan.row] = {
+          .first = plan.slots->layer_blocks[layer].as<std::byte>(),
+          .count = plan.slots->map.capacity() / layout_.block_tokens};
     }
   }
   const size_t list_entries = static_cast<size_t>(rows) * kv_heads * index_stride;

@@ -16,10 +16,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "common/status.h"
 #include "engine/batch.h"
+#include "engine/cuda/block_table_kernels.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/slot_copy_kernels.h"
 #include "engine/model_runner.h"
@@ -45,10 +47,11 @@ class ElasticKv {
   // the slots need past the rows' own blocks (0: no elastic row; the step runs as before), a
   // power of two, so graph shapes repeat.
   Result<int> Plan(const BatchStep& batch);
-  // Writes the slot entries into the packed host tables (`tables`: [layer][rows][stride], the
-  // decode rows first in the batch's order) and the slot lists, then uploads lists and jobs.
-  // The batch must be the one Plan saw.
-  Status Fill(void** tables, int rows, int stride, int slot_block, int index_stride,
+  // Names each (layer, decode row)'s slot blocks in `slot_ranges` ([layer][rows], the decode
+  // rows first in the batch's order; DeviceBlockTables places them in the step's tables from
+  // entry slot_block on), writes the slot lists, then uploads lists and jobs. The batch must be
+  // the one Plan saw.
+  Status Fill(std::span<SlotRange> slot_ranges, int rows, int slot_block, int index_stride,
               cudaStream_t stream);
   // Copies layer `layer`'s new positions (graph-capturable; nothing when no row needs any).
   Status Launch(int layer, const PagedKv& kv, int rows, int slot_block, cudaStream_t stream) const;

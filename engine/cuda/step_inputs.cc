@@ -39,29 +39,6 @@ T* At(std::byte* base, size_t offset) {
 
 }  // namespace
 
-StepInputs::~StepInputs() {
-  if (host_ != nullptr) cudaFreeHost(host_);
-}
-
-StepInputs::StepInputs(StepInputs&& other) noexcept { *this = std::move(other); }
-
-StepInputs& StepInputs::operator=(StepInputs&& other) noexcept {
-  if (this != &other) {
-    if (host_ != nullptr) cudaFreeHost(host_);
-    num_layers_ = other.num_layers_;
-    half_dim_ = other.half_dim_;
-    max_tokens_ = other.max_tokens_;
-    max_sequences_ = other.max_sequences_;
-    table_offset_ = other.table_offset_;
-    table_capacity_ = other.table_capacity_;
-    host_ = std::exchange(other.host_, nullptr);
-    device_buffer_ = std::move(other.device_buffer_);
-    device_ = other.device_;
-    generation_ = other.generation_;
-  }
-  return *this;
-}
-
 Result<StepInputs> StepInputs::Create(const ModelConfig& config, int max_tokens,
                                       int max_sequences) {
   if (max_tokens <= 0 || max_sequences <= 0) {
@@ -75,22 +52,17 @@ Result<StepInputs> StepInputs::Create(const ModelConfig& config, int max_tokens,
   inputs.table_offset_ = SectionsFor(max_tokens, max_sequences, inputs.half_dim_).tables;
   // Room for a few thousand positions per sequence at first; long contexts grow it once.
   SPC_RETURN_IF_ERROR(inputs.Reserve(static_cast<size_t>(config.num_layers) * 64 * 256));
-  return inputs;
+  return Result<StepInputs>(std::move(inputs));
 }
 
 Status StepInputs::Reserve(size_t table_entries) {
-  if (table_entries <= table_capacity_ && host_ != nullptr) return Status::Ok();
-  const size_t bytes = table_offset_ + table_entries * sizeof(void*);
-  if (host_ != nullptr) cudaFreeHost(host_);
-  host_ = nullptr;
-  if (cudaHostAlloc(reinterpret_cast<void**>(&host_), bytes, cudaHostAllocDefault) != cudaSuccess) {
-    cudaGetLastError();
-    host_ = nullptr;
-    table_capacity_ = 0;
-    return ResourceExhausted("CUDA backend: cannot pin " + std::to_string(bytes) +
-                             " bytes for step inputs");
+  if (table_entries <= table_capacity_ && host_.data() != nullptr) return Status::Ok();
+  if (host_.data() == nullptr) {
+    SPC_ASSIGN_OR_RETURN(host_, PinnedBuffer::Allocate(table_offset_));
   }
-  SPC_ASSIGN_OR_RETURN(device_buffer_, DeviceBuffer::Allocate(bytes));
+  const size_t bytes = table_offset_ + table_entries * sizeof(void*);
+  SPC_ASSIGN_OR_RETURN(DeviceBuffer grown, DeviceBuffer::Allocate(bytes));
+  device_buffer_ = std::move(grown);
   table_capacity_ = table_entries;
   ++generation_;
   auto* base = device_buffer_.as<std::byte>();
@@ -156,16 +128,16 @@ Result<StepShape> StepInputs::Pack(const BatchStep& batch, const KvLayout& layou
   SPC_RETURN_IF_ERROR(Reserve(static_cast<size_t>(num_layers_) * num_seqs * stride));
 
   const Sections sec = SectionsFor(max_tokens_, max_sequences_, half_dim_);
-  int32_t* tokens = At<int32_t>(host_, sec.tokens);
-  int32_t* positions = At<int32_t>(host_, sec.positions);
-  int32_t* token_seq = At<int32_t>(host_, sec.token_seq);
-  int32_t* logit_rows = At<int32_t>(host_, sec.logit_rows);
-  int32_t* seq_lens = At<int32_t>(host_, sec.seq_lens);
-  int32_t* q_start = At<int32_t>(host_, sec.q_start);
-  int32_t* q_len = At<int32_t>(host_, sec.q_len);
-  int32_t* kv_len = At<int32_t>(host_, sec.kv_len);
-  float* inv_freq = At<float>(host_, sec.inv_freq);
-  void** tables = At<void*>(host_, sec.tables);
+  std::byte* base = host_.as<std::byte>();
+  int32_t* tokens = At<int32_t>(base, sec.tokens);
+  int32_t* positions = At<int32_t>(base, sec.positions);
+  int32_t* token_seq = At<int32_t>(base, sec.token_seq);
+  int32_t* logit_rows = At<int32_t>(base, sec.logit_rows);
+  int32_t* seq_lens = At<int32_t>(base, sec.seq_lens);
+  int32_t* q_start = At<int32_t>(base, sec.q_start);
+  int32_t* q_len = At<int32_t>(base, sec.q_len);
+  int32_t* kv_len = At<int32_t>(base, sec.kv_len);
+  float* inv_freq = At<float>(base, sec.inv_freq);
 
   std::vector<int>& first_row = shape.first_row;
   first_row.assign(seqs.size(), 0);
@@ -194,19 +166,9 @@ Result<StepShape> StepInputs::Pack(const BatchStep& batch, const KvLayout& layou
       const std::vector<float> freq = rope.InvFreq(static_cast<int64_t>(seq.start_position) + n);
       std::copy(freq.begin(), freq.end(), inv_freq + static_cast<size_t>(packed) * half_dim_);
     }
-    for (int layer = 0; layer < num_layers_; ++layer) {
-      const auto& blocks = seq.block_table[layer];
-      const size_t used = layout.BlocksFor(static_cast<long>(seq.start_position) + n);
-      void** dst = tables + (static_cast<size_t>(layer) * num_seqs + packed) * stride;
-      std::fill(std::copy_n(blocks.begin(), used, dst), dst + stride, nullptr);
-    }
   }
   if (per_sequence_rope) shape.seq_rows.push_back(row);
   for (int pad = real_decode; pad < shape.decode; ++pad) {
-    for (int layer = 0; layer < num_layers_; ++layer) {
-      void** dst = tables + (static_cast<size_t>(layer) * num_seqs + pad) * stride;
-      std::fill(dst, dst + stride, nullptr);
-    }
     tokens[pad] = 0;
     positions[pad] = -1;
     token_seq[pad] = pad;
@@ -218,21 +180,13 @@ Result<StepShape> StepInputs::Pack(const BatchStep& batch, const KvLayout& layou
     for (int i = seqs[s].all_logits ? 0 : n - 1; i < n; ++i) logit_rows[out++] = first_row[s] + i;
   }
   for (int pad = out; pad < shape.logit_rows; ++pad) logit_rows[pad] = pad;
+  shape.order = std::move(order);
   return shape;
 }
 
-void** StepInputs::HostTables() const {
-  return At<void*>(host_, SectionsFor(max_tokens_, max_sequences_, half_dim_).tables);
-}
-
-size_t StepInputs::UsedBytes(const StepShape& shape) const {
-  return table_offset_ + sizeof(void*) * static_cast<size_t>(num_layers_) *
-                             (shape.decode + shape.prefill) * shape.stride;
-}
-
-Status StepInputs::Upload(const StepShape& shape, cudaStream_t stream) {
-  SPC_CUDA(cudaMemcpyAsync(device_buffer_.data(), host_, UsedBytes(shape), cudaMemcpyHostToDevice,
-                           stream));
+Status StepInputs::Upload(cudaStream_t stream) {
+  SPC_CUDA(cudaMemcpyAsync(device_buffer_.data(), host_.data(), table_offset_,
+                           cudaMemcpyHostToDevice, stream));
   return Status::Ok();
 }
 

@@ -1,6 +1,7 @@
-// A step's host-side inputs (tokens, positions, lengths, block tables) packed into one pinned
-// staging buffer and sent to the device in one copy. The device copy sits at fixed addresses,
-// so a captured CUDA graph reads each new step's inputs where it read the last one's.
+// A step's host-side inputs (tokens, positions, lengths) packed into one pinned staging buffer
+// and sent to the device in one copy, next to room for the step's block tables, which are
+// assembled on the device (device_block_tables.h). The device copy sits at fixed addresses, so a
+// captured CUDA graph reads each new step's inputs where it read the last one's.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -33,6 +34,7 @@ struct StepShape {
   bool per_sequence_rope = false;  // dynamic NTK: inverse frequencies differ per sequence
   std::vector<int> seq_rows;   // with per_sequence_rope: first row of each packed sequence, + end
   std::vector<int> first_row;  // per sequence in the caller's order: its first packed row
+  std::vector<int> order;      // per packed sequence: its index in the caller's order
 };
 
 // Device arrays of the current step (see StepShape for their lengths).
@@ -46,40 +48,33 @@ struct StepDeviceArrays {
   const int32_t* q_len = nullptr;       // [prefill]
   const int32_t* kv_len = nullptr;      // [prefill]
   const float* inv_freq = nullptr;      // [decode + prefill][head_dim / 2] when per sequence
-  void* const* block_tables = nullptr;  // [layer][decode + prefill][stride]
+  void** block_tables = nullptr;        // [layer][decode + prefill][stride]
 };
 
 class StepInputs {
  public:
-  StepInputs() = default;
-  ~StepInputs();
-  StepInputs(StepInputs&& other) noexcept;
-  StepInputs& operator=(StepInputs&& other) noexcept;
-
   static Result<StepInputs> Create(const ModelConfig& config, int max_tokens, int max_sequences);
 
-  // Packs a validated batch. graph_batch > 0 pads a pure-decode batch to that many sequences
-  // and its block tables to graph_context positions, so equal buckets give equal shapes.
-  // per_sequence_rope (dynamic NTK) stores each sequence's inverse frequencies. slot_blocks
-  // extra entries per row follow the blocks (null until ElasticKv::Fill writes them).
+  // Packs a validated batch and makes room for its block tables. graph_batch > 0 pads a
+  // pure-decode batch to that many sequences and its block tables to graph_context positions,
+  // so equal buckets give equal shapes. per_sequence_rope (dynamic NTK) stores each sequence's
+  // inverse frequencies. slot_blocks extra entries per row follow the blocks (elastic_kv.h).
   Result<StepShape> Pack(const BatchStep& batch, const KvLayout& layout, const cpu::Rope& rope,
                          bool per_sequence_rope, int graph_batch, int graph_context,
                          int slot_blocks);
-  Status Upload(const StepShape& shape, cudaStream_t stream);
+  // The packed sections; the block tables are left to DeviceBlockTables::Assemble.
+  Status Upload(cudaStream_t stream);
 
   const StepDeviceArrays& device() const { return device_; }
   void* const* LayerTable(int layer, const StepShape& shape) const {
     return device_.block_tables +
            static_cast<size_t>(layer) * (shape.decode + shape.prefill) * shape.stride;
   }
-  // The packed block tables on the host ([layer][rows][stride]) until Upload.
-  void** HostTables() const;
   // Changes whenever the device arrays move (graphs that read them must be dropped).
   int generation() const { return generation_; }
 
  private:
   Status Reserve(size_t table_entries);
-  size_t UsedBytes(const StepShape& shape) const;
 
   int num_layers_ = 0;
   int half_dim_ = 0;
@@ -87,7 +82,7 @@ class StepInputs {
   int max_sequences_ = 0;
   size_t table_offset_ = 0;    // bytes before the block tables
   size_t table_capacity_ = 0;  // entries
-  std::byte* host_ = nullptr;  // pinned
+  PinnedBuffer host_;          // the sections before the tables
   DeviceBuffer device_buffer_;
   StepDeviceArrays device_;
   int generation_ = 0;

@@ -123,6 +123,9 @@ Status ParityHarness::Step(const std::vector<StepPart>& parts, ParityLogits* out
     step.block_table = cuda_tables_[part.seq];
     step.host_layers = host_layers_;
     step.seq_id = static_cast<uint64_t>(part.seq) + 1;
+    // The harness's blocks never move. Even sequences vouch for that, so the runner keeps their
+    // tables on the device and uploads only new entries; odd ones have theirs uploaded whole.
+    step.table_version = part.seq % 2 == 0 ? 1 : 0;
     cuda_batch.sequences.push_back(std::move(step));
   }
   const int vocab = cuda_->config().vocab_size;

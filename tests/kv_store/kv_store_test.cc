@@ -113,6 +113,73 @@ TEST_F(KvStoreTest, StepTablesCoverTheStepAndKeepData) {
   EXPECT_INTEGRITY(*store);
 }
 
+// Tables kept between steps: new blocks are appended to what the caller holds while the
+// version stands; a move or NVMe staging gives a new version and whole new tables, which must
+// equal what fresh tables hold.
+TEST_F(KvStoreTest, KeptStepTablesGrowInPlaceUntilAnEntryChanges) {
+  auto store = Make(64, 32);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->AddSequence(1, kAllHost).ok());
+  ASSERT_TRUE(store->AddSequence(2, kAllHost).ok());
+  ASSERT_TRUE(store->Extend(1, 3).ok());
+  StepTables kept;
+  ASSERT_TRUE(store->BeginStep(1, 0, 3, &kept).ok());
+  const uint64_t first = kept.version;
+  EXPECT_NE(first, 0u);
+  ASSERT_EQ(kept.blocks.size(), 4u);
+  EXPECT_EQ(kept.blocks[0].size(), 1u);
+  ASSERT_TRUE(store->EndStep(1).ok());
+  auto expect_fresh = [&](int64_t start) {
+    auto fresh = store->BeginStep(1, start, 1);
+    ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+    EXPECT_EQ(*fresh, kept.blocks);
+    ASSERT_TRUE(store->EndStep(1).ok());
+  };
+
+  // Decode steps: one block more at position 4, the first entries left as they were.
+  ASSERT_TRUE(store->Extend(1, 5).ok());
+  std::byte* const block0 = kept.blocks[3][0];
+  ASSERT_TRUE(store->BeginStep(1, 4, 1, &kept).ok());
+  EXPECT_EQ(kept.version, first);
+  EXPECT_EQ(kept.blocks[3].size(), 2u);
+  EXPECT_EQ(kept.blocks[3][0], block0);
+  ASSERT_TRUE(store->EndStep(1).ok());
+  expect_fresh(4);
+
+  // Layer 3 moves to NVMe: a new version, staged pointers, and again at the next step.
+  ASSERT_TRUE(store->MoveLayer(1, 3, Tier::kNvme).ok());
+  ASSERT_TRUE(store->FinishMoves(1).ok());
+  ASSERT_TRUE(store->BeginStep(1, 4, 1, &kept).ok());
+  const uint64_t staged = kept.version;
+  EXPECT_GT(staged, first);
+  EXPECT_EQ(kept.blocks[3].size(), 2u);
+  ASSERT_TRUE(store->EndStep(1).ok());
+  ASSERT_TRUE(store->BeginStep(1, 4, 1, &kept).ok());
+  EXPECT_GT(kept.version, staged);
+  ASSERT_TRUE(store->EndStep(1).ok());
+
+  // Back on the host: one more version, then steady again; versions are never shared.
+  ASSERT_TRUE(store->MoveLayer(1, 3, Tier::kHost).ok());
+  ASSERT_TRUE(store->FinishMoves(1).ok());
+  ASSERT_TRUE(store->BeginStep(1, 4, 1, &kept).ok());
+  const uint64_t back = kept.version;
+  ASSERT_TRUE(store->EndStep(1).ok());
+  expect_fresh(4);
+  ASSERT_TRUE(store->BeginStep(1, 4, 1, &kept).ok());
+  EXPECT_EQ(kept.version, back);
+  ASSERT_TRUE(store->EndStep(1).ok());
+  ASSERT_TRUE(store->Extend(2, 1).ok());
+  StepTables other;
+  ASSERT_TRUE(store->BeginStep(2, 0, 1, &other).ok());
+  EXPECT_NE(other.version, back);
+  ASSERT_TRUE(store->EndStep(2).ok());
+  // Tables of another sequence, or of none, are replaced whole.
+  ASSERT_TRUE(store->BeginStep(1, 4, 1, &other).ok());
+  EXPECT_EQ(other.blocks, kept.blocks);
+  ASSERT_TRUE(store->EndStep(1).ok());
+  EXPECT_INTEGRITY(*store);
+}
+
 TEST_F(KvStoreTest, NvmeLayersAreStagedAndWrittenBack) {
   auto store = Make(16, 16);
   ASSERT_NE(store, nullptr);

@@ -197,13 +197,13 @@ TEST(KvPlacementTest, StepsMarkTheLayersTheManagerOffloaded) {
   ASSERT_TRUE((*kv)->Reserve(1, 4).ok());
   ASSERT_TRUE((*kv)->BeginStep(1, 0, 4, &step).ok());
   EXPECT_EQ(step.host_layers, (std::vector<uint8_t>{0, 0, 0}));
-  ASSERT_TRUE((*kv)->EndStep(1).ok());
+  ASSERT_TRUE((*kv)->EndStep(1, &step).ok());
   // 16 positions take 4 blocks per layer: the 6 GPU blocks hold one layer, the rest move.
   ASSERT_TRUE((*kv)->Reserve(1, 16).ok());
   ASSERT_TRUE((*kv)->BeginStep(1, 4, 12, &step).ok());
   EXPECT_EQ(step.host_layers, (std::vector<uint8_t>{0, 1, 1}));
   EXPECT_EQ(step.block_table.size(), 3u);
-  ASSERT_TRUE((*kv)->EndStep(1).ok());
+  ASSERT_TRUE((*kv)->EndStep(1, &step).ok());
   (*kv)->Release(1);
 }
 
