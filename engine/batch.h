@@ -22,7 +22,8 @@ struct SequenceStep {
   uint64_t table_version = 0;
   // Per layer, nonzero when its blocks live in host memory (offloaded by the memory manager);
   // empty when every layer is on the device. A GPU backend attends to an offloaded layer of a
-  // SpeContext row through GPU slot copies of the selected positions (elastic loading).
+  // SpeContext row through GPU slot copies of the selected positions (elastic loading), which
+  // the host reads from those blocks: they must be host memory, pinned and mapped.
   std::vector<uint8_t> host_layers;
   // Names the sequence across steps so a backend may keep per-sequence state (those slot
   // copies); 0 when the caller keeps no identity. ModelRunner::ReleaseSequence drops it.

@@ -45,7 +45,6 @@ CudaModelRunner::~CudaModelRunner() {
   DropGraphs();
   linear_.reset();
   for (cudaEvent_t event : layer_copied_) cudaEventDestroy(event);
-  if (inputs_ready_ != nullptr) cudaEventDestroy(inputs_ready_);
   if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
@@ -96,7 +95,6 @@ Status CudaModelRunner::Init() {
   int least = 0, greatest = 0;
   SPC_CUDA(cudaDeviceGetStreamPriorityRange(&least, &greatest));
   SPC_CUDA(cudaStreamCreateWithPriority(&copy_stream_, cudaStreamNonBlocking, greatest));
-  SPC_CUDA(cudaEventCreateWithFlags(&inputs_ready_, cudaEventDisableTiming));
   layer_copied_.assign(config_.num_layers, nullptr);
   for (cudaEvent_t& event : layer_copied_) {
     SPC_CUDA(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
@@ -239,26 +237,20 @@ Status CudaModelRunner::AttendAll(int layer, const StepShape& shape) {
   return Status::Ok();
 }
 
-Status CudaModelRunner::LaunchSlotCopies(const StepShape& shape) {
-  if (!elastic_.active()) return Status::Ok();
-  SPC_CUDA(cudaEventRecord(inputs_ready_, stream_));
-  SPC_CUDA(cudaStreamWaitEvent(copy_stream_, inputs_ready_));
-  for (int layer = 0; layer < config_.num_layers; ++layer) {
-    SPC_RETURN_IF_ERROR(elastic_.Launch(layer, LayerKv(layer, shape), shape.decode,
-                                        shape.slot_block, copy_stream_));
-    SPC_CUDA(cudaEventRecord(layer_copied_[layer], copy_stream_));
-  }
-  return Status::Ok();
-}
-
-Status CudaModelRunner::Forward(const StepShape& shape) {
+Status CudaModelRunner::Forward(const StepShape& shape, int first_layer, int end_layer) {
   const int rows = shape.rows, hidden = config_.hidden_size, inter = config_.intermediate_size;
   const int width = config_.q_size() + 2 * config_.kv_size();
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  SPC_RETURN_IF_ERROR(LaunchSlotCopies(shape));
-  SPC_RETURN_IF_ERROR(EmbeddingGather(kAct, inputs_.device().tokens, rows, weights_.embed,
-                                      config_.vocab_size, hidden, ws_.resid.data(), stream_));
-  for (int layer = 0; layer < config_.num_layers; ++layer) {
+  if (first_layer == 0) {
+    SPC_RETURN_IF_ERROR(EmbeddingGather(kAct, inputs_.device().tokens, rows, weights_.embed,
+                                        config_.vocab_size, hidden, ws_.resid.data(), stream_));
+  }
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  SPC_CUDA(cudaStreamIsCapturing(stream_, &capture));
+  // A graph waits on the copy events as recorded when it is launched, after ElasticKv::Load.
+  const unsigned wait =
+      capture == cudaStreamCaptureStatusNone ? cudaEventWaitDefault : cudaEventWaitExternal;
+  for (int layer = first_layer; layer < end_layer; ++layer) {
     const CudaLayerWeights& w = weights_.layers[layer];
     // The first layer normalises the embedding; later ones fold in the last MLP's output.
     if (layer == 0) {
@@ -275,7 +267,9 @@ Status CudaModelRunner::Forward(const StepShape& shape) {
       SPC_RETURN_IF_ERROR(AddBias(kAct, ws_.qkv.data(), w.qkv_bias, rows, width, stream_));
     }
     SPC_RETURN_IF_ERROR(RotateAndStore(layer, shape));
-    if (elastic_.active()) SPC_CUDA(cudaStreamWaitEvent(stream_, layer_copied_[layer]));
+    if (layer >= elastic_.first_layer()) {
+      SPC_CUDA(cudaStreamWaitEvent(stream_, layer_copied_[layer], wait));
+    }
     SPC_RETURN_IF_ERROR(AttendAll(layer, shape));
     SPC_RETURN_IF_ERROR(linear_->Forward(kAct, ws_.attn.data(), w.o, ws_.delta.data(), rows, hidden,
                                          config_.q_size()));
@@ -289,6 +283,7 @@ Status CudaModelRunner::Forward(const StepShape& shape) {
     SPC_RETURN_IF_ERROR(
         linear_->Forward(kAct, ws_.act.data(), w.down, ws_.delta.data(), rows, hidden, inter));
   }
+  if (end_layer < config_.num_layers) return Status::Ok();
   SPC_RETURN_IF_ERROR(AddRmsNorm(kAct, ws_.delta.data(), ws_.resid.data(), weights_.final_norm,
                                  ws_.normed.data(), rows, hidden, eps, stream_));
   return CaptureHidden(config_.num_layers, rows);
@@ -382,11 +377,16 @@ Status CudaModelRunner::LogitsRow(int row, std::vector<float>* out) {
   return Status::Ok();
 }
 
-Status CudaModelRunner::CaptureDecodeGraph(const StepShape& shape, cudaGraphExec_t* exec) {
+Status CudaModelRunner::DecodeLayers(const StepShape& shape, int first_layer, int end_layer) {
+  SPC_RETURN_IF_ERROR(Forward(shape, first_layer, end_layer));
+  return end_layer == config_.num_layers ? LmHead(0, shape.logit_rows) : Status::Ok();
+}
+
+Status CudaModelRunner::CaptureDecodeGraph(const StepShape& shape, int first_layer, int end_layer,
+                                           cudaGraphExec_t* exec) {
   cudaGraph_t graph = nullptr;
   SPC_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
-  Status status = Forward(shape);
-  if (status.ok()) status = LmHead(0, shape.logit_rows);
+  const Status status = DecodeLayers(shape, first_layer, end_layer);
   const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
   SPC_RETURN_IF_ERROR(status);
   SPC_CUDA(end);
@@ -396,15 +396,21 @@ Status CudaModelRunner::CaptureDecodeGraph(const StepShape& shape, cudaGraphExec
   return Status::Ok();
 }
 
-Status CudaModelRunner::RunDecodeGraph(const StepShape& shape) {
-  const GraphKey key{
-      shape.decode, shape.max_context, sparse_shape_.max_attend, sparse_shape_.index_stride,
-      shape.stride, capture_layers_};
+Status CudaModelRunner::RunDecodeGraph(const StepShape& shape, int first_layer, int end_layer) {
+  const GraphKey key{shape.decode,
+                     shape.max_context,
+                     sparse_shape_.max_attend,
+                     sparse_shape_.index_stride,
+                     shape.stride,
+                     first_layer,
+                     end_layer,
+                     elastic_.first_layer(),
+                     capture_layers_};
   auto found = graphs_.find(key);
   // Captured on the second sighting: cuBLAS has picked its kernels and the workspace is sized.
   if (found == graphs_.end() && !uncapturable_.contains(key) && eager_runs_[key]++ > 0) {
     cudaGraphExec_t exec = nullptr;
-    if (CaptureDecodeGraph(shape, &exec).ok()) {
+    if (CaptureDecodeGraph(shape, first_layer, end_layer, &exec).ok()) {
       found = graphs_.emplace(key, exec).first;
     } else {
       // A library call that refuses capture costs launch overhead, not correctness.
@@ -416,8 +422,7 @@ Status CudaModelRunner::RunDecodeGraph(const StepShape& shape) {
     SPC_CUDA(cudaGraphLaunch(found->second, stream_));
     return Status::Ok();
   }
-  SPC_RETURN_IF_ERROR(Forward(shape));
-  return LmHead(0, shape.logit_rows);
+  return DecodeLayers(shape, first_layer, end_layer);
 }
 
 Status CudaModelRunner::Step(const BatchStep& batch, StepOutput* out) {
@@ -494,7 +499,15 @@ Status CudaModelRunner::RunStep(const BatchStep& batch, StepOutput* out) {
       tables_.Assemble(inputs_.device().block_tables, shape.stride, shape.slot_block, stream_));
   SPC_RETURN_IF_ERROR(sparse_inputs_.Upload(sparse_shape_, shape.decode, stream_));
   out->hidden.clear();
-  SPC_RETURN_IF_ERROR(graph_batch > 0 ? RunDecodeGraph(shape) : Forward(shape));
+  // Layers every row reads from the GPU run while the host gathers the slot copies of the
+  // rest; those layers are queued after the copies, each waiting on its own layer's.
+  const int split = elastic_.first_layer(), layers = config_.num_layers;
+  auto run = [&](int first, int end) {
+    return graph_batch > 0 ? RunDecodeGraph(shape, first, end) : Forward(shape, first, end);
+  };
+  if (split > 0) SPC_RETURN_IF_ERROR(run(0, split));
+  SPC_RETURN_IF_ERROR(elastic_.Load(layer_copied_, copy_stream_));
+  if (split < layers) SPC_RETURN_IF_ERROR(run(split, layers));
   SPC_RETURN_IF_ERROR(ReturnLogits(batch, shape, graph_batch > 0, out));
   if (capture_layers_.empty()) return Status::Ok();
   return FetchHidden(batch, shape, &out->hidden);

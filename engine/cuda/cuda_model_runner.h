@@ -81,6 +81,9 @@ class CudaModelRunner : public ModelRunner {
     int attend = 0;        // what the attention plan is cut for
     int index_stride = 0;  // SpeContext lists per (row, KV head); 0 when dense
     int stride = 0;        // block-table row: longer when elastic slots follow the blocks
+    int first_layer = 0;   // the graph runs layers [first_layer, end_layer), the LM head after
+    int end_layer = 0;     // the last
+    int slot_layer = 0;    // layers from here on wait on slot copies (ElasticKv::first_layer)
     std::vector<int> capture_layers;
     auto operator<=>(const GraphKey&) const = default;
   };
@@ -90,11 +93,9 @@ class CudaModelRunner : public ModelRunner {
   Status Init();
   // Step after validation; on failure the caller forgets every elastic slot it planned.
   Status RunStep(const BatchStep& batch, StepOutput* out);
-  // Elastic loading: each offloaded layer's copies on the copy stream, one event per layer.
-  Status LaunchSlotCopies(const StepShape& shape);
-
-  // Every kernel of the step after the inputs are on the device; graph-capturable.
-  Status Forward(const StepShape& shape);
+  // Layers [first_layer, end_layer) of the step after the inputs are on the device, the
+  // embedding before layer 0 and the final norm after the last; graph-capturable.
+  Status Forward(const StepShape& shape, int first_layer, int end_layer);
   PagedKv LayerKv(int layer, const StepShape& shape) const;
   // q/k norm and RoPE in place, then the K/V write into the step's blocks.
   Status RotateAndStore(int layer, const StepShape& shape);
@@ -111,8 +112,11 @@ class CudaModelRunner : public ModelRunner {
   Status CaptureHidden(int layer, int rows);
   // StepOutput::hidden in the caller's token order, from the packed rows.
   Status FetchHidden(const BatchStep& batch, const StepShape& shape, std::vector<float>* hidden);
-  Status CaptureDecodeGraph(const StepShape& shape, cudaGraphExec_t* exec);
-  Status RunDecodeGraph(const StepShape& shape);
+  // A decode step's layers [first_layer, end_layer), with the LM head after the last layer.
+  Status DecodeLayers(const StepShape& shape, int first_layer, int end_layer);
+  Status CaptureDecodeGraph(const StepShape& shape, int first_layer, int end_layer,
+                            cudaGraphExec_t* exec);
+  Status RunDecodeGraph(const StepShape& shape, int first_layer, int end_layer);
   void DropGraphs();
 
   ModelConfig config_;
@@ -123,7 +127,6 @@ class CudaModelRunner : public ModelRunner {
   float rope_scale_ = 1.0f;
   cudaStream_t stream_ = nullptr;
   cudaStream_t copy_stream_ = nullptr;
-  cudaEvent_t inputs_ready_ = nullptr;
   std::vector<cudaEvent_t> layer_copied_;  // per layer, on copy_stream_
   std::unique_ptr<Linear> linear_;
   Workspace ws_;

@@ -91,21 +91,14 @@ Result<int> ElasticKv::Plan(const BatchStep& batch) {
   return slot_blocks;
 }
 
-Status ElasticKv::Reserve(size_t list_entries, size_t jobs) {
-  const size_t head = static_cast<size_t>(layout_.num_layers) * max_sequences_ * 3;
-  if (list_entries > list_capacity_ || host_.data() == nullptr) {
-    list_capacity_ = std::max(list_entries, 2 * list_capacity_);
-    const size_t bytes = sizeof(int32_t) * (head + list_capacity_);
-    SPC_ASSIGN_OR_RETURN(host_, PinnedBuffer::Allocate(bytes));
-    SPC_ASSIGN_OR_RETURN(device_, DeviceBuffer::Allocate(bytes));
-    ++generation_;
-  }
-  if (jobs > job_capacity_ || host_jobs_.data() == nullptr) {
-    job_capacity_ = std::max<size_t>({jobs, 2 * job_capacity_, 1024});
-    SPC_ASSIGN_OR_RETURN(host_jobs_, PinnedBuffer::Allocate(sizeof(SlotCopyJob) * job_capacity_));
-    SPC_ASSIGN_OR_RETURN(device_jobs_, DeviceBuffer::Allocate(sizeof(SlotCopyJob) * job_capacity_));
-    ++generation_;
-  }
+Status ElasticKv::Reserve(size_t list_entries) {
+  if (list_entries <= list_capacity_ && host_.data() != nullptr) return Status::Ok();
+  list_capacity_ = std::max(list_entries, 2 * list_capacity_);
+  const size_t bytes =
+      sizeof(int32_t) * (static_cast<size_t>(layout_.num_layers) * max_sequences_ + list_capacity_);
+  SPC_ASSIGN_OR_RETURN(host_, PinnedBuffer::Allocate(bytes));
+  SPC_ASSIGN_OR_RETURN(device_, DeviceBuffer::Allocate(bytes));
+  ++generation_;
   return Status::Ok();
 }
 
@@ -119,43 +112,55 @@ Status ElasticKv::Fill(std::span<SlotRange> slot_ranges, int rows, int slot_bloc
   const int layers = layout_.num_layers, kv_heads = layout_.num_kv_heads;
   const size_t entries = static_cast<size_t>(layers) * max_sequences_;
   jobs_.clear();
-  // Ranges per (layer, decode row); rows without slots keep {0, 0} and a zero flag.
-  std::vector<int2> ranges(entries, int2{0, 0});
-  std::vector<int32_t> flags(entries, 0);
+  // Per plan: its jobs [diff.x, diff.x + diff.y) for layers that keep their slots, and
+  // [whole.x, ...) for layers that copy their whole selection this step.
+  std::vector<int2> diffs, wholes;
+  std::vector<int32_t> flags(entries, 0);  // per (layer, decode row): reads its slots
   ++stats_.steps;
   for (const RowPlan& plan : plans_) {
-    const SequenceStep& step = *plan.step;
     const auto diff_first = static_cast<int>(jobs_.size());
     for (int h = 0; h < kv_heads; ++h) AppendJobs(h, plan.assignment.loads[h]);
-    const int2 diff{diff_first, static_cast<int>(jobs_.size()) - diff_first};
+    diffs.push_back({diff_first, static_cast<int>(jobs_.size()) - diff_first});
     int2 whole{0, 0};
     if (std::any_of(plan.whole.begin(), plan.whole.end(), [](uint8_t w) { return w != 0; })) {
       whole.x = static_cast<int>(jobs_.size());
       for (int h = 0; h < kv_heads; ++h) AppendJobs(h, plan.slots->map.Resident(h));
       whole.y = static_cast<int>(jobs_.size()) - whole.x;
     }
+    wholes.push_back(whole);
     stats_.positions_reused += plan.assignment.reused;
     stats_.positions_loaded += plan.assignment.loaded;
     if (plan.assignment.fresh) stats_.positions_first_loaded += plan.assignment.loaded;
-    for (int layer = 0; layer < layers; ++layer) {
-      if (!HostLayer(step, layer)) continue;
-      const size_t at = static_cast<size_t>(layer) * max_sequences_ + plan.row;
-      flags[at] = 1;
-      ranges[at] = plan.whole[layer] ? whole : diff;
+  }
+  // Segments in layer order, so each layer's event can be recorded once its copies are queued.
+  segments_.clear();
+  first_layer_ = layers;
+  for (int layer = 0; layer < layers; ++layer) {
+    for (size_t p = 0; p < plans_.size(); ++p) {
+      const RowPlan& plan = plans_[p];
+      if (!HostLayer(*plan.step, layer)) continue;
+      first_layer_ = std::min(first_layer_, layer);
+      flags[static_cast<size_t>(layer) * max_sequences_ + plan.row] = 1;
+      const int2 range = plan.whole[layer] ? wholes[p] : diffs[p];
       ++stats_.row_layers;
       stats_.whole_layer_loads += plan.whole[layer];
-      stats_.bytes_copied += static_cast<int64_t>(ranges[at].y) * 2 * layout_.head_dim * 2;
+      stats_.bytes_copied += static_cast<int64_t>(range.y) * 2 * layout_.head_dim * 2;
+      std::byte* blocks = plan.slots->layer_blocks[layer].as<std::byte>();
       slot_ranges[static_cast<size_t>(layer) * rows + plan.row] = {
-          .first = plan.slots->layer_blocks[layer].as<std::byte>(),
-          .count = plan.slots->map.capacity() / layout_.block_tokens};
+          .first = blocks, .count = plan.slots->map.capacity() / layout_.block_tokens};
+      if (range.y == 0) continue;
+      segments_.push_back({.layer = layer,
+                           .host_blocks = plan.step->block_table[layer].data(),
+                           .slot_blocks = blocks,
+                           .jobs = jobs_.data() + range.x,
+                           .count = range.y});
     }
   }
   const size_t list_entries = static_cast<size_t>(rows) * kv_heads * index_stride;
-  SPC_RETURN_IF_ERROR(Reserve(list_entries, jobs_.size()));
+  SPC_RETURN_IF_ERROR(Reserve(list_entries));
   auto* flags_out = host_.as<int32_t>();
   std::copy(flags.begin(), flags.end(), flags_out);
-  std::copy(ranges.begin(), ranges.end(), reinterpret_cast<int2*>(flags_out + entries));
-  int32_t* lists = flags_out + 3 * entries;
+  int32_t* lists = flags_out + entries;
   const int32_t slot_base = slot_block * layout_.block_tokens;
   for (const RowPlan& plan : plans_) {
     const SequenceStep& step = *plan.step;
@@ -165,35 +170,24 @@ Status ElasticKv::Fill(std::span<SlotRange> slot_ranges, int rows, int slot_bloc
       *out = step.sparse_positions[h].back();  // the token's own position, in its host block
     }
   }
-  std::copy(jobs_.begin(), jobs_.end(), host_jobs_.as<SlotCopyJob>());
-  SPC_CUDA(cudaMemcpyAsync(device_.data(), host_.data(),
-                           sizeof(int32_t) * (3 * entries + list_entries), cudaMemcpyHostToDevice,
-                           stream));
-  if (!jobs_.empty()) {
-    SPC_CUDA(cudaMemcpyAsync(device_jobs_.data(), host_jobs_.data(),
-                             sizeof(SlotCopyJob) * jobs_.size(), cudaMemcpyHostToDevice, stream));
-  }
+  SPC_CUDA(cudaMemcpyAsync(device_.data(), host_.data(), sizeof(int32_t) * (entries + list_entries),
+                           cudaMemcpyHostToDevice, stream));
   return Status::Ok();
 }
 
-Status ElasticKv::Launch(int layer, const PagedKv& kv, int rows, int slot_block,
-                         cudaStream_t stream) const {
+Status ElasticKv::Load(std::span<const cudaEvent_t> layer_events, cudaStream_t stream) {
   if (!active_) return Status::Ok();
-  const auto* ranges = reinterpret_cast<const int2*>(
-      device_.as<int32_t>() + static_cast<size_t>(layout_.num_layers) * max_sequences_);
-  return CopyToSlots({.kv = kv,
-                      .rows = rows,
-                      .slot_block = slot_block,
-                      .jobs = device_jobs_.as<SlotCopyJob>(),
-                      .ranges = ranges + static_cast<size_t>(layer) * max_sequences_},
-                     stream);
+  if (loader_ == nullptr) {
+    SPC_ASSIGN_OR_RETURN(loader_, SlotLoader::Create(layout_));
+  }
+  return loader_->Load(segments_, first_layer_, layer_events, stream);
 }
 
 ElasticLayerView ElasticKv::View(int layer) const {
   if (!active_) return {};
   const size_t entries = static_cast<size_t>(layout_.num_layers) * max_sequences_;
   return {.slot_rows = device_.as<int32_t>() + static_cast<size_t>(layer) * max_sequences_,
-          .slot_lists = device_.as<int32_t>() + 3 * entries};
+          .slot_lists = device_.as<int32_t>() + entries};
 }
 
 void ElasticKv::Release(uint64_t seq_id) {
@@ -211,6 +205,7 @@ void ElasticKv::Release(uint64_t seq_id) {
 void ElasticKv::ReleaseAll() {
   while (!sequences_.empty()) Release(sequences_.begin()->first);
   plans_.clear();
+  segments_.clear();
   active_ = false;
 }
 

@@ -1,8 +1,8 @@
 // Elastic loading (SpeContext): a decode row attending sparsely to a layer whose KV lives in
 // host memory reads GPU slot copies of its selected positions instead of reading them over
-// PCIe. Each step, before layer 0, the positions newly selected (S_now − S_last, per KV head;
-// SlotMap) are copied into the slots the dropped ones freed, one launch per layer on a copy
-// stream; each layer's attention waits on its own layer's event only. A layer that has just
+// PCIe. Each step, the positions newly selected (S_now − S_last, per KV head; SlotMap) are
+// copied into the slots the dropped ones freed (SlotLoader: gathered on the host, one transfer
+// per chunk); each layer's attention waits on its own layer's event only. A layer that has just
 // moved to host memory copies its whole selection once. The token's own position is written
 // by the step into the host block and read from there.
 //
@@ -23,7 +23,7 @@
 #include "engine/batch.h"
 #include "engine/cuda/block_table_kernels.h"
 #include "engine/cuda/device_buffer.h"
-#include "engine/cuda/slot_copy_kernels.h"
+#include "engine/cuda/slot_loader.h"
 #include "engine/model_runner.h"
 #include "engine/specontext/slot_map.h"
 #include "kv_store/kv_layout.h"
@@ -53,8 +53,13 @@ class ElasticKv {
   // the one Plan saw.
   Status Fill(std::span<SlotRange> slot_ranges, int rows, int slot_block, int index_stride,
               cudaStream_t stream);
-  // Copies layer `layer`'s new positions (graph-capturable; nothing when no row needs any).
-  Status Launch(int layer, const PagedKv& kv, int rows, int slot_block, cudaStream_t stream) const;
+  // The first layer any row reads through slots (num_layers when none): layers below it can
+  // run before the copies are queued.
+  int first_layer() const { return active_ ? first_layer_ : layout_.num_layers; }
+  // Queues the step's copies on `stream`, recording layer_events[l] for every layer from
+  // first_layer() on once its copies are queued. Host work: call it while the GPU runs the
+  // layers below first_layer().
+  Status Load(std::span<const cudaEvent_t> layer_events, cudaStream_t stream);
   ElasticLayerView View(int layer) const;
   bool active() const { return active_; }
   // Changes whenever the device arrays move (graphs that read them must be dropped).
@@ -84,7 +89,7 @@ class ElasticKv {
   ElasticKv(const KvLayout& layout, int max_sequences)
       : layout_(layout), max_sequences_(max_sequences) {}
   Result<SequenceSlots*> SlotsFor(const SequenceStep& step, int capacity);
-  Status Reserve(size_t list_entries, size_t jobs);
+  Status Reserve(size_t list_entries);
   void AppendJobs(int kv_head, const std::vector<SlotLoad>& loads);
 
   KvLayout layout_;
@@ -94,12 +99,14 @@ class ElasticKv {
   std::vector<RowPlan> plans_;
   bool active_ = false;
 
-  // Staging: [flags: layers x max_sequences][ranges: layers x max_sequences x 2][lists], and
-  // the jobs apart, each mirrored on the device.
-  PinnedBuffer host_, host_jobs_;
-  DeviceBuffer device_, device_jobs_;
-  size_t list_capacity_ = 0, job_capacity_ = 0;
+  // Staging: [flags: layers x max_sequences][lists], mirrored on the device.
+  PinnedBuffer host_;
+  DeviceBuffer device_;
+  size_t list_capacity_ = 0;
   std::vector<SlotCopyJob> jobs_;
+  std::vector<SlotSegment> segments_;  // this step's copies, in layer order
+  int first_layer_ = 0;
+  std::unique_ptr<SlotLoader> loader_;  // made at the first copy
   int generation_ = 0;
   ElasticLoadStats stats_;
 };

@@ -58,7 +58,7 @@ TEST_P(CudaRunnerParity, PrefillChunkedPrefillAndDecodeMatchCpu) {
   // Three sequences and no room for a fourth: decode graphs must not pad the batch to four.
   ParityHarness h(
       *model, 3, 128,
-      {.max_tokens = 256, .max_sequences = 3, .max_logit_rows = 64, .max_graph_batch = 8});
+      {.max_tokens = 256, .max_sequences = 3, .max_logit_rows = 64, .max_graph_batch = 3});
   ASSERT_TRUE(h.ok());
   const int vocab = config.vocab_size;
   std::mt19937 rng(5);
