@@ -28,42 +28,68 @@ Workspace Carve(void* base, int rows, int q_heads, int max_length) {
   return w;
 }
 
-// Grid (position tiles, kv_heads, rows): one position per thread, every query head of the group.
+// Grid (position tiles of kScoreThreads, kv_heads, rows). Each warp scores 32 positions for
+// every query head of the group: head_dim / 8 lanes read one K row together (16 bytes each, so
+// a warp reads whole rows, adjacent in the block), add their partial dot products by shuffles,
+// and the warp writes each head's 32 scores at once.
 template <typename T, int kHeadDim>
 __global__ void ScoreKernel(SelectionArgs a, PagedKv kv, int block_shift, Workspace ws) {
-  extern __shared__ float q_smem[];  // [group][kHeadDim], pre-scaled to the log2 domain
+  constexpr int kLanes = kHeadDim / 8;               // lanes per K row
+  constexpr int kRows = 32 / kLanes;                 // rows a warp reads per round
+  constexpr int kRounds = 32 / kRows;                // rounds for its 32 positions
+  constexpr int kBatch = kRounds < 4 ? kRounds : 4;  // rounds whose loads are in flight at once
+  extern __shared__ float smem[];  // q: [group][kHeadDim] in the log2 domain; [warps][group][32]
   const int row = blockIdx.z, kv_head = blockIdx.y;
   const int group = a.num_q_heads / kv.num_kv_heads, head0 = kv_head * group;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* q_smem = smem;
+  float* scores = smem + group * kHeadDim + warp * group * 32;
   const T* q = static_cast<const T*>(a.q) + size_t(row) * a.q_stride + size_t(head0) * kHeadDim;
   for (int i = threadIdx.x; i < group * kHeadDim; i += blockDim.x) {
     q_smem[i] = ToFloat(q[i]) * a.scale * kLog2e;
   }
   __syncthreads();
   const int len = a.lengths[row];
-  const int p = blockIdx.x * blockDim.x + threadIdx.x;
-  if (p >= len) return;
-  const T* block =
-      static_cast<const T*>(kv.block_table[size_t(row) * kv.max_blocks + (p >> block_shift)]);
-  const T* k =
-      block + ((size_t(kv_head) << block_shift) + (p & ((1 << block_shift) - 1))) * kHeadDim;
-  float s[kMaxGroup];
+  const int first = blockIdx.x * blockDim.x + warp * 32;
+  if (first >= len) return;
+  const int sub = lane % kLanes, mask = (1 << block_shift) - 1;
+  void* const* table = kv.block_table + size_t(row) * kv.max_blocks;
+  for (int round0 = 0; round0 < kRounds; round0 += kBatch) {
+    float kf[kBatch][8];
 #pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) s[g] = 0.0f;
-  for (int d = 0; d < kHeadDim; d += 8) {
-    float kf[8];
-    Unpack8<T>(*reinterpret_cast<const uint4*>(k + d), kf);
+    for (int b = 0; b < kBatch; ++b) {
+      const int p = first + (round0 + b) * kRows + lane / kLanes;
+      if (p < len) {
+        const T* k = static_cast<const T*>(table[p >> block_shift]) +
+                     ((size_t(kv_head) << block_shift) + (p & mask)) * kHeadDim + sub * 8;
+        Unpack8<T>(*reinterpret_cast<const uint4*>(k), kf[b]);
+      } else {
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g < group) {
-        const float* qg = q_smem + g * kHeadDim + d;
+        for (int j = 0; j < 8; ++j) kf[b][j] = 0.0f;
+      }
+    }
 #pragma unroll
-        for (int j = 0; j < 8; ++j) s[g] += qg[j] * kf[j];
+    for (int b = 0; b < kBatch; ++b) {
+      for (int g = 0; g < group; ++g) {
+        const float* qg = q_smem + g * kHeadDim + sub * 8;
+        float s = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) s += qg[j] * kf[b][j];
+#pragma unroll
+        for (int offset = kLanes / 2; offset > 0; offset /= 2) {
+          s += __shfl_xor_sync(0xffffffffu, s, offset);
+        }
+        if (sub == 0) scores[g * 32 + (round0 + b) * kRows + lane / kLanes] = s;
       }
     }
   }
-#pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
-    if (g < group) ws.scores[(size_t(row) * a.num_q_heads + head0 + g) * a.max_length + p] = s[g];
+  __syncwarp();
+  const int count = min(32, len - first);
+  for (int i = lane; i < group * 32; i += 32) {
+    if (i % 32 < count) {
+      ws.scores[(size_t(row) * a.num_q_heads + head0 + i / 32) * a.max_length + first + i % 32] =
+          scores[i];
+    }
   }
 }
 
@@ -184,8 +210,10 @@ Status Launch(const SelectionArgs& a, const PagedKv& kv, const Workspace& ws, cu
   while ((1 << block_shift) < kv.block_tokens) ++block_shift;
   const int group = a.num_q_heads / kv.num_kv_heads;
   const int tiles = (a.max_length + kScoreThreads - 1) / kScoreThreads;
-  ScoreKernel<T, kHeadDim><<<dim3(tiles, kv.num_kv_heads, a.rows), kScoreThreads,
-                             sizeof(float) * group * kHeadDim, stream>>>(a, kv, block_shift, ws);
+  const size_t score_smem = sizeof(float) * group * (kHeadDim + kScoreThreads);
+  ScoreKernel<T, kHeadDim>
+      <<<dim3(tiles, kv.num_kv_heads, a.rows), kScoreThreads, score_smem, stream>>>(
+          a, kv, block_shift, ws);
   SPC_RETURN_IF_ERROR(CheckLaunch("SelectPositions scores"));
   StatsKernel<<<dim3(a.num_q_heads, a.rows), kStatThreads, 0, stream>>>(a, ws);
   SPC_RETURN_IF_ERROR(CheckLaunch("SelectPositions softmax"));
