@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/model/model.h"
+#include "engine/specontext/slot_map.h"
 #include "kv_store/memory_manager.h"
 
 #if SPECONTEXT_HAVE_CUDA
@@ -78,8 +79,11 @@ boost::json::object ToJson(const cuda::BenchReport& r, const std::string& model)
 }
 
 // The memory manager for a GPU of `gib`: BF16 weights and KV, the retrieval head's q/k
-// projections over [embedding ; hidden] (counted only when sparse), host memory unbounded.
+// projections over [embedding ; hidden] and the elastic slots of offloaded layers (counted only
+// when sparse), host memory unbounded.
 Result<MemoryManager> PlacementFor(const ModelConfig& c, double gib, int budget) {
+  const int slots =
+      budget > 0 ? SlotCapacity(budget - 1, cuda::CudaRunnerOptions{}.block_tokens) : 0;
   return MemoryManager::Create({.num_layers = c.num_layers,
                                 .kv_heads = c.num_kv_heads,
                                 .head_dim = c.head_dim,
@@ -87,7 +91,7 @@ Result<MemoryManager> PlacementFor(const ModelConfig& c, double gib, int budget)
                                 .head_bytes = 2.0 * 2 * c.hidden_size * (c.q_size() + c.kv_size()),
                                 .gpu_bytes = gib * (1u << 30),
                                 .host_bytes = 1e15,
-                                .sparse_budget = budget});
+                                .sparse_budget = slots});
 }
 
 void PrintTable(const cuda::BenchReport& r) {

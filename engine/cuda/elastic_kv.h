@@ -106,7 +106,8 @@ class ElasticKv {
   std::vector<SlotCopyJob> jobs_;
   std::vector<SlotSegment> segments_;  // this step's copies, in layer order
   int first_layer_ = 0;
-  std::unique_ptr<SlotLoader> loader_;  // made at the first copy
+  std::unique_ptr<cpu::ThreadPool> pool_;  // the diffs of a step's rows, and the gathers
+  std::unique_ptr<SlotLoader> loader_;     // made at the first copy
   int generation_ = 0;
   ElasticLoadStats stats_;
 };

@@ -4,7 +4,6 @@
 #include <bit>
 #include <cstring>
 
-#include "common/usable_cpus.h"
 #include "engine/cuda/cuda_check.h"
 
 namespace specontext::cuda {
@@ -12,24 +11,24 @@ namespace {
 
 constexpr int kChunkCopies = 16384;  // 8.5 MB at head_dim 128: a transfer near link speed
 constexpr int kRing = 3;
-constexpr int kMaxThreads = 12;  // leaves cores to the engine and I/O threads
 constexpr int64_t kGrain = 512;
 constexpr int kBatch = 16;  // rows whose host reads are in flight at once, per thread
 
 }  // namespace
 
-Result<std::unique_ptr<SlotLoader>> SlotLoader::Create(const KvLayout& layout) {
-  if (layout.num_layers <= 0 || layout.block_tokens <= 0 ||
+Result<std::unique_ptr<SlotLoader>> SlotLoader::Create(const KvLayout& layout,
+                                                       cpu::ThreadPool* pool) {
+  if (pool == nullptr || layout.num_layers <= 0 || layout.block_tokens <= 0 ||
       !std::has_single_bit(static_cast<unsigned>(layout.block_tokens)) ||
       layout.head_dim * layout.ElementBytes() % 16 != 0) {
-    return InvalidArgument("slot loader: needs layers, power-of-two blocks and 16-byte rows");
+    return InvalidArgument(
+        "slot loader: needs a thread pool, layers, power-of-two blocks and 16-byte rows");
   }
-  const int threads = std::clamp(UsableCpus() - 1, 1, kMaxThreads);
-  return std::unique_ptr<SlotLoader>(new SlotLoader(layout, threads));
+  return std::unique_ptr<SlotLoader>(new SlotLoader(layout, pool));
 }
 
-SlotLoader::SlotLoader(const KvLayout& layout, int threads)
-    : layout_(layout), row_bytes_(layout.head_dim * layout.ElementBytes()), pool_(threads) {}
+SlotLoader::SlotLoader(const KvLayout& layout, cpu::ThreadPool* pool)
+    : layout_(layout), row_bytes_(layout.head_dim * layout.ElementBytes()), pool_(pool) {}
 
 SlotLoader::~SlotLoader() {
   for (cudaEvent_t event : sent_) cudaEventDestroy(event);
@@ -59,7 +58,7 @@ void SlotLoader::Gather(std::span<const SlotSegment> segments, std::span<const P
   const int shift = std::countr_zero(static_cast<unsigned>(layout_.block_tokens));
   const int32_t mask = layout_.block_tokens - 1;
   const size_t row = row_bytes_, half = layout_.HalfBlockBytes(), block = layout_.BlockBytes();
-  pool_.ParallelFor(copies, kGrain, [&](int64_t begin, int64_t end) {
+  pool_->ParallelFor(copies, kGrain, [&](int64_t begin, int64_t end) {
     auto piece = std::upper_bound(pieces.begin(), pieces.end(), begin,
                                   [](int64_t i, const Piece& p) { return i < p.offset; }) -
                  1;

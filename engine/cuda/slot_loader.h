@@ -34,7 +34,8 @@ struct SlotSegment {
 
 class SlotLoader {
  public:
-  static Result<std::unique_ptr<SlotLoader>> Create(const KvLayout& layout);
+  // `pool` gathers (it must outlive the loader).
+  static Result<std::unique_ptr<SlotLoader>> Create(const KvLayout& layout, cpu::ThreadPool* pool);
   ~SlotLoader();
   SlotLoader(const SlotLoader&) = delete;
   SlotLoader& operator=(const SlotLoader&) = delete;
@@ -55,7 +56,7 @@ class SlotLoader {
     int offset = 0;  // first copy in the chunk
   };
 
-  SlotLoader(const KvLayout& layout, int threads);
+  SlotLoader(const KvLayout& layout, cpu::ThreadPool* pool);
   Status Allocate();
   // Gathers one chunk's rows into host staging slot `ring` (parallel over copies).
   void Gather(std::span<const SlotSegment> segments, std::span<const Piece> pieces, int copies,
@@ -64,7 +65,7 @@ class SlotLoader {
 
   KvLayout layout_;
   size_t row_bytes_ = 0;
-  cpu::ThreadPool pool_;
+  cpu::ThreadPool* pool_;
   // Per ring slot: [copies][destination pointer] then [copies][K row, V row], pinned and on
   // the device, and the event after its transfer.
   std::vector<PinnedBuffer> host_;

@@ -71,7 +71,8 @@ TEST(SlotLoader, CopiesLandInTheirSlotsAcrossChunks) {
   for (cudaEvent_t& e : events) ASSERT_EQ(cudaEventCreate(&e), cudaSuccess);
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
-  auto loader = cuda::SlotLoader::Create(layout);
+  cpu::ThreadPool pool(4);
+  auto loader = cuda::SlotLoader::Create(layout, &pool);
   ASSERT_TRUE(loader.ok()) << loader.status().ToString();
   // Twice: the second run finds the ring's chunks still in flight from the first.
   for (int run = 0; run < 2; ++run) {

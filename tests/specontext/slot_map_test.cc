@@ -100,9 +100,11 @@ TEST(SlotMapTest, ShorterAndLongerListsWithinCapacity) {
   ASSERT_TRUE(map.Assign(std::vector<std::vector<int32_t>>{{5, 21}}, &a).ok());
   EXPECT_EQ(a.loaded, 0);
   EXPECT_EQ(a.reused, 1);
+  // 1 and 9 dropped out but stayed in their slots: 1 is found there, 9 gives its slot up.
   ASSERT_TRUE(map.Assign(std::vector<std::vector<int32_t>>{{0, 1, 2, 3, 4, 5, 6, 7, 22}}, &a).ok());
-  EXPECT_EQ(a.reused, 1);
-  EXPECT_EQ(a.loaded, 7);
+  EXPECT_EQ(a.reused, 2);
+  EXPECT_EQ(a.recalled, 1);
+  EXPECT_EQ(a.loaded, 6);
   std::set<int32_t> slots(a.slots[0].begin(), a.slots[0].end());
   EXPECT_EQ(slots.size(), 8u);
   EXPECT_EQ(*slots.rbegin(), 7);
@@ -110,6 +112,47 @@ TEST(SlotMapTest, ShorterAndLongerListsWithinCapacity) {
   ASSERT_TRUE(map.Assign(std::vector<std::vector<int32_t>>{{5, 23}}, &a).ok());
   EXPECT_EQ(a.loaded, 1) << "a cleared map trusts nothing";
   EXPECT_TRUE(a.fresh);
+}
+
+TEST(SlotMapTest, DroppedPositionsStayInSpareSlotsOldestGivenUpFirst) {
+  EXPECT_EQ(SlotCapacity(8, 4), 12);  // a quarter more, in whole blocks
+  EXPECT_EQ(SlotCapacity(2047, 16), 2560);
+  SlotMap map(1, 12);
+  SlotAssignment a;
+  auto assign = [&](std::vector<int32_t> list) {
+    list.push_back(100);  // the token's own position
+    EXPECT_TRUE(map.Assign(std::vector<std::vector<int32_t>>{list}, &a).ok());
+  };
+  assign({0, 1, 2, 3, 4, 5, 6, 7});  // slots 0-7
+  EXPECT_EQ(a.loaded, 8);
+  assign({2, 3, 4, 5, 6, 7, 10, 11});  // 0 and 1 drop out; 10 and 11 take free slots 8, 9
+  EXPECT_EQ(a.loaded, 2);
+  assign({4, 5, 6, 7, 10, 11, 12, 13});  // 2 and 3 drop out; the last free slots go
+  EXPECT_EQ(a.loaded, 2);
+  EXPECT_EQ(map.Resident(0).size(), 12u);   // 8 selected, 4 kept
+  assign({0, 4, 5, 6, 7, 10, 11, 12, 13});  // 0 comes back: found in slot 0
+  EXPECT_EQ(a.loaded, 0);
+  EXPECT_EQ(a.recalled, 1);
+  EXPECT_EQ(a.slots[0][0], 0);
+  // 0 drops out again; 20 needs a slot and takes that of 1, dropped longest ago (0's first
+  // drop no longer counts).
+  assign({4, 5, 6, 7, 10, 11, 12, 13, 20});
+  ASSERT_EQ(a.loads[0].size(), 1u);
+  EXPECT_EQ(a.loads[0][0].position, 20);
+  EXPECT_EQ(a.loads[0][0].slot, 1);
+  std::set<int32_t> resident;
+  for (const SlotLoad& r : map.Resident(0)) resident.insert(r.position);
+  EXPECT_EQ(resident, (std::set<int32_t>{0, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 20}));
+  // Flickering positions for many steps: every step finds them kept, nothing is copied.
+  for (int step = 0; step < 200; ++step) {
+    assign(step % 2 == 0 ? std::vector<int32_t>{2, 3, 4, 5, 6, 7, 10, 11, 12}
+                         : std::vector<int32_t>{0, 4, 5, 6, 7, 10, 11, 12, 13});
+    EXPECT_EQ(a.loaded, 0) << "step " << step;
+  }
+  map.Clear();
+  assign({0});
+  EXPECT_TRUE(a.fresh);
+  EXPECT_EQ(a.loaded, 1);
 }
 
 TEST(SlotMapTest, RefusesListsItCannotHoldAndStaysUnchanged) {
