@@ -77,13 +77,14 @@ Result<int> ElasticKv::Plan(const BatchStep& batch) {
     for (const auto& list : step.sparse_positions) longest = std::max(longest, list.size());
     const int capacity =
         SlotCapacity(static_cast<int>(std::max<size_t>(longest, 2) - 1), layout_.block_tokens);
-    SPC_ASSIGN_OR_RETURN(SequenceSlots * slots, SlotsFor(step, capacity));
+    // Checked first: SlotsFor may replace the slots an earlier row of the step was given.
     if (std::any_of(plans_.begin(), plans_.end(),
-                    [&](const RowPlan& p) { return p.slots == slots; })) {
+                    [&](const RowPlan& p) { return p.step->seq_id == step.seq_id; })) {
       plans_.clear();
       return InvalidArgument("elastic KV: sequence " + std::to_string(step.seq_id) +
                              " appears twice in one step");
     }
+    SPC_ASSIGN_OR_RETURN(SequenceSlots * slots, SlotsFor(step, capacity));
     plans_.push_back({.row = decode_row, .step = &step, .slots = slots});
     slot_blocks = std::max(slot_blocks, slots->map.capacity() / layout_.block_tokens);
   }
