@@ -62,15 +62,8 @@ Status DeviceBlockTables::Prepare(const SequenceStep& step, int used, Table* tab
     if (table->device.data() != nullptr && spare_.size() < kSpareArrays) {
       spare_.push_back(std::move(table->device));
     }
-    auto spare = std::find_if(spare_.begin(), spare_.end(),
-                              [&](const DeviceBuffer& b) { return b.bytes() == bytes; });
-    if (spare != spare_.end()) {
-      table->device = std::move(*spare);
-      spare_.erase(spare);
-    } else {
-      table->device = DeviceBuffer();
-      SPC_ASSIGN_OR_RETURN(table->device, DeviceBuffer::Allocate(bytes));
-    }
+    table->device = DeviceBuffer();
+    SPC_ASSIGN_OR_RETURN(table->device, TakeSpareOrAllocate(spare_, bytes));
     table->capacity = capacity;
     table->known.assign(layers, 0);
   }

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -81,5 +82,17 @@ class Allocation {
 
 using DeviceBuffer = Allocation<DeviceMemory>;
 using PinnedBuffer = Allocation<PinnedHostMemory>;
+
+// A buffer of exactly `bytes`: one taken out of `spares` when it holds such a buffer (device
+// allocations synchronise and cost more than a step's worth of bookkeeping), else a new one.
+inline Result<DeviceBuffer> TakeSpareOrAllocate(std::vector<DeviceBuffer>& spares, size_t bytes) {
+  for (auto it = spares.begin(); it != spares.end(); ++it) {
+    if (it->bytes() != bytes) continue;
+    DeviceBuffer buffer = std::move(*it);
+    spares.erase(it);
+    return Result<DeviceBuffer>(std::move(buffer));
+  }
+  return DeviceBuffer::Allocate(bytes);
+}
 
 }  // namespace specontext::cuda

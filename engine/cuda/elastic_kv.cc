@@ -53,14 +53,7 @@ Result<ElasticKv::SequenceSlots*> ElasticKv::SlotsFor(const SequenceStep& step, 
     }
     DeviceBuffer& blocks = slots->layer_blocks[layer];
     if (blocks.data() != nullptr) continue;
-    auto spare = std::find_if(spare_.begin(), spare_.end(),
-                              [&](const DeviceBuffer& b) { return b.bytes() == bytes; });
-    if (spare != spare_.end()) {
-      blocks = std::move(*spare);
-      spare_.erase(spare);
-    } else {
-      SPC_ASSIGN_OR_RETURN(blocks, DeviceBuffer::Allocate(bytes));
-    }
+    SPC_ASSIGN_OR_RETURN(blocks, TakeSpareOrAllocate(spare_, bytes));
   }
   return slots.get();
 }
