@@ -86,8 +86,8 @@ Result<int> ElasticKv::Plan(const BatchStep& batch) {
   std::vector<Status> assigned(plans_.size());
   pool_->ParallelFor(static_cast<int64_t>(plans_.size()), 1, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
-      assigned[p] =
-          plans_[p].slots->map.Assign(plans_[p].step->sparse_positions, &plans_[p].assignment);
+      assigned[p] = plans_[p].slots->map.Assign(plans_[p].step->sparse_positions,
+                                                &plans_[p].slots->assignment);
     }
   });
   for (size_t p = 0; p < plans_.size(); ++p) {
@@ -138,7 +138,7 @@ Status ElasticKv::Fill(std::span<SlotRange> slot_ranges, int rows, int slot_bloc
   ++stats_.steps;
   for (const RowPlan& plan : plans_) {
     const auto diff_first = static_cast<int>(jobs_.size());
-    for (int h = 0; h < kv_heads; ++h) AppendJobs(h, plan.assignment.loads[h]);
+    for (int h = 0; h < kv_heads; ++h) AppendJobs(h, plan.slots->assignment.loads[h]);
     diffs.push_back({diff_first, static_cast<int>(jobs_.size()) - diff_first});
     int2 whole{0, 0};
     if (std::any_of(plan.whole.begin(), plan.whole.end(), [](uint8_t w) { return w != 0; })) {
@@ -147,9 +147,10 @@ Status ElasticKv::Fill(std::span<SlotRange> slot_ranges, int rows, int slot_bloc
       whole.y = static_cast<int>(jobs_.size()) - whole.x;
     }
     wholes.push_back(whole);
-    stats_.positions_reused += plan.assignment.reused;
-    stats_.positions_loaded += plan.assignment.loaded;
-    if (plan.assignment.fresh) stats_.positions_first_loaded += plan.assignment.loaded;
+    stats_.positions_reused += plan.slots->assignment.reused;
+    stats_.positions_loaded += plan.slots->assignment.loaded;
+    if (plan.slots->assignment.fresh)
+      stats_.positions_first_loaded += plan.slots->assignment.loaded;
   }
   // Segments in layer order, so each layer's event can be recorded once its copies are queued.
   segments_.clear();
@@ -185,7 +186,7 @@ Status ElasticKv::Fill(std::span<SlotRange> slot_ranges, int rows, int slot_bloc
     const SequenceStep& step = *plan.step;
     for (int h = 0; h < kv_heads; ++h) {
       int32_t* out = lists + (static_cast<size_t>(plan.row) * kv_heads + h) * index_stride;
-      for (const int32_t slot : plan.assignment.slots[h]) *out++ = slot_base + slot;
+      for (const int32_t slot : plan.slots->assignment.slots[h]) *out++ = slot_base + slot;
       *out = step.sparse_positions[h].back();  // the token's own position, in its host block
     }
   }

@@ -76,13 +76,13 @@ class ElasticKv {
     SlotMap map;
     std::vector<DeviceBuffer> layer_blocks;  // per layer; empty where never offloaded
     std::vector<uint8_t> loaded;             // per layer: its slots hold the map's positions
+    SlotAssignment assignment;               // the latest step's; kept so its vectors are reused
   };
   // One decode row of the step that runs elastic.
   struct RowPlan {
     int row = 0;                         // decode row (the batch's order among one-token sequences)
     const SequenceStep* step = nullptr;  // in the batch Plan saw, which Fill gets again
     SequenceSlots* slots = nullptr;
-    SlotAssignment assignment;
     std::vector<uint8_t> whole;  // per layer: copies its whole selection this step
   };
 

@@ -13,96 +13,144 @@ constexpr int kScoreThreads = 128;
 constexpr int kStatThreads = 256;
 constexpr int kSelectThreads = 1024;
 
+__host__ __device__ inline int WarpTiles(int length) { return (length + 31) / 32; }
+
 struct Workspace {
-  float* scores;   // [rows][q_heads][max_length], log2 domain
-  float* stats;    // [rows][q_heads][2]: max, sum of exp2(score - max)
-  float* weights;  // [rows][kv_heads][max_length]
+  float* scores;    // [rows][q_heads][max_length], log2 domain
+  float2* partial;  // [rows][q_heads][warp tiles]: max, sum of exp2(score - max) per 32 positions
+  float* stats;     // [rows][q_heads][2]: max, sum of exp2(score - max)
+  float* weights;   // [rows][kv_heads][max_length]
 };
 
 Workspace Carve(void* base, int rows, int q_heads, int max_length) {
   auto* f = static_cast<float*>(base);
   Workspace w;
   w.scores = f;
-  w.stats = w.scores + size_t(rows) * q_heads * max_length;
+  w.partial = reinterpret_cast<float2*>(w.scores + size_t(rows) * q_heads * max_length);
+  w.stats = reinterpret_cast<float*>(w.partial + size_t(rows) * q_heads * WarpTiles(max_length));
   w.weights = w.stats + size_t(rows) * q_heads * 2;
   return w;
 }
 
+// Adds v over the kLanes lanes that share a K row, transposed: each halving of the lanes also
+// halves the values a lane carries (the lanes with bit kOffset set keep the upper half), so
+// kCap heads take about kCap + log2(kLanes) shuffles instead of kCap * log2(kLanes). A lane
+// ends with max(1, kCap / kLanes) sums, of heads first_head and up.
+template <int kOffset, int kWidth, int kCap>
+__device__ __forceinline__ void ReduceTransposed(float (&v)[kCap], int sub, int& first_head) {
+  if constexpr (kOffset > 0) {
+    if constexpr (kWidth > 1) {
+      constexpr int kHalf = kWidth / 2;
+      const bool upper = (sub & kOffset) != 0;
+#pragma unroll
+      for (int i = 0; i < kHalf; ++i) {
+        const float send = upper ? v[i] : v[i + kHalf];
+        const float keep = upper ? v[i + kHalf] : v[i];
+        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, kOffset);
+      }
+      if (upper) first_head += kHalf;
+      ReduceTransposed<kOffset / 2, kHalf, kCap>(v, sub, first_head);
+    } else {
+      v[0] += __shfl_xor_sync(0xffffffffu, v[0], kOffset);
+      ReduceTransposed<kOffset / 2, 1, kCap>(v, sub, first_head);
+    }
+  }
+}
+
 // Grid (position tiles of kScoreThreads, kv_heads, rows). Each warp scores 32 positions for
-// every query head of the group: head_dim / 8 lanes read one K row together (16 bytes each, so
-// a warp reads whole rows, adjacent in the block), add their partial dot products by shuffles,
-// and the warp writes each head's 32 scores at once.
-template <typename T, int kHeadDim>
+// every query head of the group (at most kCap): head_dim / 8 lanes read one K row together
+// (16 bytes each, so a warp reads whole rows, adjacent in the block), each lane keeps its eighth
+// of every head's q in registers, the partial dot products are added by a transposed reduction,
+// and the warp writes each head's 32 scores at once through shared memory.
+template <typename T, int kHeadDim, int kCap>
 __global__ void ScoreKernel(SelectionArgs a, PagedKv kv, int block_shift, Workspace ws) {
   constexpr int kLanes = kHeadDim / 8;               // lanes per K row
   constexpr int kRows = 32 / kLanes;                 // rows a warp reads per round
   constexpr int kRounds = 32 / kRows;                // rounds for its 32 positions
   constexpr int kBatch = kRounds < 4 ? kRounds : 4;  // rounds whose loads are in flight at once
-  extern __shared__ float smem[];  // q: [group][kHeadDim] in the log2 domain; [warps][group][32]
+  constexpr int kSums = kCap < kLanes ? 1 : kCap / kLanes;    // sums a lane holds after reducing
+  constexpr int kCopies = kCap < kLanes ? kLanes / kCap : 1;  // lanes holding the same sums
+  __shared__ float scores_smem[kScoreThreads / 32][kCap][32];
   const int row = blockIdx.z, kv_head = blockIdx.y;
   const int group = a.num_q_heads / kv.num_kv_heads, head0 = kv_head * group;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float* q_smem = smem;
-  float* scores = smem + group * kHeadDim + warp * group * 32;
-  const T* q = static_cast<const T*>(a.q) + size_t(row) * a.q_stride + size_t(head0) * kHeadDim;
-  for (int i = threadIdx.x; i < group * kHeadDim; i += blockDim.x) {
-    q_smem[i] = ToFloat(q[i]) * a.scale * kLog2e;
-  }
-  __syncthreads();
   const int len = a.lengths[row];
   const int first = blockIdx.x * blockDim.x + warp * 32;
   if (first >= len) return;
   const int sub = lane % kLanes, mask = (1 << block_shift) - 1;
+  float qr[kCap][8];
+  const T* q = static_cast<const T*>(a.q) + size_t(row) * a.q_stride + size_t(head0) * kHeadDim;
+#pragma unroll
+  for (int g = 0; g < kCap; ++g) {
+    if (g < group) {
+      Unpack8<T>(*reinterpret_cast<const uint4*>(q + g * kHeadDim + sub * 8), qr[g]);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) qr[g][j] *= a.scale * kLog2e;
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) qr[g][j] = 0.0f;
+    }
+  }
+  float(*scores)[32] = scores_smem[warp];
   void* const* table = kv.block_table + size_t(row) * kv.max_blocks;
   for (int round0 = 0; round0 < kRounds; round0 += kBatch) {
-    float kf[kBatch][8];
+    uint4 raw[kBatch];
 #pragma unroll
     for (int b = 0; b < kBatch; ++b) {
       const int p = first + (round0 + b) * kRows + lane / kLanes;
       if (p < len) {
-        const T* k = static_cast<const T*>(table[p >> block_shift]) +
-                     ((size_t(kv_head) << block_shift) + (p & mask)) * kHeadDim + sub * 8;
-        Unpack8<T>(*reinterpret_cast<const uint4*>(k), kf[b]);
+        raw[b] = *reinterpret_cast<const uint4*>(
+            static_cast<const T*>(table[p >> block_shift]) +
+            ((size_t(kv_head) << block_shift) + (p & mask)) * kHeadDim + sub * 8);
       } else {
-#pragma unroll
-        for (int j = 0; j < 8; ++j) kf[b][j] = 0.0f;
+        raw[b] = uint4{0u, 0u, 0u, 0u};
       }
     }
 #pragma unroll
     for (int b = 0; b < kBatch; ++b) {
-      for (int g = 0; g < group; ++g) {
-        const float* qg = q_smem + g * kHeadDim + sub * 8;
-        float s = 0.0f;
+      float kf[8], v[kCap];
+      Unpack8<T>(raw[b], kf);
 #pragma unroll
-        for (int j = 0; j < 8; ++j) s += qg[j] * kf[b][j];
+      for (int g = 0; g < kCap; ++g) {
+        v[g] = 0.0f;
 #pragma unroll
-        for (int offset = kLanes / 2; offset > 0; offset /= 2) {
-          s += __shfl_xor_sync(0xffffffffu, s, offset);
+        for (int j = 0; j < 8; ++j) v[g] += qr[g][j] * kf[j];
+      }
+      int first_head = 0;
+      ReduceTransposed<kLanes / 2, kCap, kCap>(v, sub, first_head);
+      if (sub % kCopies == 0) {
+#pragma unroll
+        for (int i = 0; i < kSums; ++i) {
+          scores[first_head + i][(round0 + b) * kRows + lane / kLanes] = v[i];
         }
-        if (sub == 0) scores[g * 32 + (round0 + b) * kRows + lane / kLanes] = s;
       }
     }
   }
   __syncwarp();
+  // Each head's scores go out whole, with their softmax statistics over these 32 positions, so
+  // the statistics over the row need not read the scores again.
   const int count = min(32, len - first);
-  for (int i = lane; i < group * 32; i += 32) {
-    if (i % 32 < count) {
-      ws.scores[(size_t(row) * a.num_q_heads + head0 + i / 32) * a.max_length + first + i % 32] =
-          scores[i];
-    }
+  for (int g = 0; g < group; ++g) {
+    const size_t head_row = size_t(row) * a.num_q_heads + head0 + g;
+    const float s = lane < count ? scores[g][lane] : -INFINITY;
+    if (lane < count) ws.scores[head_row * a.max_length + first + lane] = s;
+    const float m = WarpMax(s);
+    const float l = WarpSum(lane < count ? exp2f(s - m) : 0.0f);
+    if (lane == 0) ws.partial[head_row * WarpTiles(a.max_length) + first / 32] = make_float2(m, l);
   }
 }
 
-// Grid (q_heads, rows): the softmax statistics of one query head over its row's positions.
+// Grid (q_heads, rows): the softmax statistics of one query head over its row's positions,
+// merged from those of its 32-position tiles.
 __global__ void StatsKernel(SelectionArgs a, Workspace ws) {
   __shared__ float scratch[32];
-  const int head = blockIdx.x, row = blockIdx.y, len = a.lengths[row];
-  const float* s = ws.scores + (size_t(row) * a.num_q_heads + head) * a.max_length;
+  const int head = blockIdx.x, row = blockIdx.y, tiles = WarpTiles(a.lengths[row]);
+  const float2* part = ws.partial + (size_t(row) * a.num_q_heads + head) * WarpTiles(a.max_length);
   float m = -INFINITY;
-  for (int p = threadIdx.x; p < len; p += blockDim.x) m = fmaxf(m, s[p]);
+  for (int t = threadIdx.x; t < tiles; t += blockDim.x) m = fmaxf(m, part[t].x);
   m = BlockMax(m, scratch);
   float l = 0.0f;
-  for (int p = threadIdx.x; p < len; p += blockDim.x) l += exp2f(s[p] - m);
+  for (int t = threadIdx.x; t < tiles; t += blockDim.x) l += part[t].y * exp2f(part[t].x - m);
   l = BlockSum(l, scratch);
   if (threadIdx.x == 0) {
     ws.stats[(size_t(row) * a.num_q_heads + head) * 2] = m;
@@ -158,9 +206,16 @@ __global__ void __launch_bounds__(kSelectThreads)
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
     __syncthreads();
-    for (int p = threadIdx.x; p < len; p += blockDim.x) {
-      const uint32_t key = RankKey(w, p, len, a);
-      if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255], 1);
+    // Most weights share their high bits, so the lanes of a warp count as one per digit:
+    // shared-memory atomics on one address would otherwise run one lane at a time.
+    for (int base = 0; base < len; base += blockDim.x) {
+      const int p = base + threadIdx.x;
+      const uint32_t key = p < len ? RankKey(w, p, len, a) : 0u;
+      const int digit = p < len && (key & mask) == prefix ? int((key >> shift) & 255) : -1;
+      const unsigned peers = __match_any_sync(0xffffffffu, digit);
+      if (digit >= 0 && threadIdx.x % 32 == __ffs(peers) - 1) {
+        atomicAdd(&hist[digit], __popc(peers));
+      }
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -210,10 +265,14 @@ Status Launch(const SelectionArgs& a, const PagedKv& kv, const Workspace& ws, cu
   while ((1 << block_shift) < kv.block_tokens) ++block_shift;
   const int group = a.num_q_heads / kv.num_kv_heads;
   const int tiles = (a.max_length + kScoreThreads - 1) / kScoreThreads;
-  const size_t score_smem = sizeof(float) * group * (kHeadDim + kScoreThreads);
-  ScoreKernel<T, kHeadDim>
-      <<<dim3(tiles, kv.num_kv_heads, a.rows), kScoreThreads, score_smem, stream>>>(
-          a, kv, block_shift, ws);
+  const dim3 grid(tiles, kv.num_kv_heads, a.rows);
+  if (group <= 4) {
+    ScoreKernel<T, kHeadDim, 4><<<grid, kScoreThreads, 0, stream>>>(a, kv, block_shift, ws);
+  } else if (group <= 8) {
+    ScoreKernel<T, kHeadDim, 8><<<grid, kScoreThreads, 0, stream>>>(a, kv, block_shift, ws);
+  } else {
+    ScoreKernel<T, kHeadDim, kMaxGroup><<<grid, kScoreThreads, 0, stream>>>(a, kv, block_shift, ws);
+  }
   SPC_RETURN_IF_ERROR(CheckLaunch("SelectPositions scores"));
   StatsKernel<<<dim3(a.num_q_heads, a.rows), kStatThreads, 0, stream>>>(a, ws);
   SPC_RETURN_IF_ERROR(CheckLaunch("SelectPositions softmax"));
@@ -230,7 +289,8 @@ Status Launch(const SelectionArgs& a, const PagedKv& kv, const Workspace& ws, cu
 
 size_t SelectionWorkspaceBytes(int rows, int num_q_heads, int num_kv_heads, int max_length) {
   return sizeof(float) * (size_t(rows) * num_q_heads * max_length + size_t(rows) * num_q_heads * 2 +
-                          size_t(rows) * num_kv_heads * max_length);
+                          size_t(rows) * num_kv_heads * max_length) +
+         sizeof(float2) * size_t(rows) * num_q_heads * WarpTiles(max_length);
 }
 
 Status SelectPositions(const SelectionArgs& args, const PagedKv& head_k, void* workspace,

@@ -78,8 +78,8 @@ Status SlotMap::Assign(std::span<const std::vector<int32_t>> lists, SlotAssignme
       if (list[i] <= list[i - 1]) return InvalidArgument("slot map: positions not ascending");
     }
   }
-  out->slots.assign(lists.size(), {});
-  out->loads.assign(lists.size(), {});
+  out->slots.resize(lists.size());
+  out->loads.resize(lists.size());
   out->reused = out->loaded = out->recalled = 0;
   out->fresh = std::all_of(heads_.begin(), heads_.end(), [](const Head& head) {
     return head.positions.empty() && head.kept.empty();
@@ -88,11 +88,14 @@ Status SlotMap::Assign(std::span<const std::vector<int32_t>> lists, SlotAssignme
     Head& head = heads_[h];
     const std::span<const int32_t> now(lists[h].data(), lists[h].size() - 1);
     std::vector<int32_t>& slots = out->slots[h];
+    std::vector<SlotLoad>& loads = out->loads[h];
     slots.assign(now.size(), -1);
+    loads.clear();
     // One merge of the ascending lists: selected positions keep their slots, new ones are
     // looked up among the kept, dropped ones join the kept. The rest take slots afterwards, so
     // every position dropped this step is kept at least until then.
-    std::vector<Kept> dropped;
+    std::vector<Kept>& dropped = head.dropped;
+    dropped.clear();
     size_t i = 0, j = 0, k = 0;
     while (i < now.size() || j < head.positions.size()) {
       if (j == head.positions.size() || (i < now.size() && now[i] < head.positions[j])) {
@@ -113,17 +116,16 @@ Status SlotMap::Assign(std::span<const std::vector<int32_t>> lists, SlotAssignme
         ++out->reused;
       }
     }
-    std::vector<Kept> kept;
-    kept.reserve(head.kept.size() + dropped.size());
+    head.merged.clear();
     std::merge(head.kept.begin(), head.kept.end(), dropped.begin(), dropped.end(),
-               std::back_inserter(kept),
+               std::back_inserter(head.merged),
                [](const Kept& a, const Kept& b) { return a.position < b.position; });
-    std::erase_if(kept, [](const Kept& e) { return e.slot < 0; });
-    head.kept = std::move(kept);
+    std::erase_if(head.merged, [](const Kept& e) { return e.slot < 0; });
+    std::swap(head.kept, head.merged);
     for (size_t n = 0; n < now.size(); ++n) {
       if (slots[n] >= 0) continue;
       slots[n] = TakeSlot(head);
-      out->loads[h].push_back({now[n], slots[n]});
+      loads.push_back({now[n], slots[n]});
     }
     // Positions selected again leave stale entries behind; drop them before they pile up.
     if (head.drop_order.size() > 2 * static_cast<size_t>(capacity_)) {
@@ -132,7 +134,7 @@ Status SlotMap::Assign(std::span<const std::vector<int32_t>> lists, SlotAssignme
         return found == nullptr || found->dropped != entry.second;
       });
     }
-    out->loaded += static_cast<int64_t>(out->loads[h].size());
+    out->loaded += static_cast<int64_t>(loads.size());
     head.positions.assign(now.begin(), now.end());
     head.slots = slots;
   }

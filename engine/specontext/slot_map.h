@@ -51,7 +51,8 @@ class SlotMap {
 
   // lists: per KV head, strictly ascending, the token's own position last (the shape
   // SequenceStep::sparse_positions has). InvalidArgument when a list needs more than
-  // `capacity` slots or is not ascending; the map is then unchanged.
+  // `capacity` slots or is not ascending; the map is then unchanged. `out` is overwritten; its
+  // vectors are reused, so passing the same one every step allocates nothing once warm.
   Status Assign(std::span<const std::vector<int32_t>> lists, SlotAssignment* out);
   // Every slotted position of `kv_head` with its slot (selected ones ascending, then those
   // kept after dropping out): what a layer whose slots hold nothing yet (newly offloaded)
@@ -72,6 +73,7 @@ class SlotMap {
     std::vector<int32_t> free;       // free slots, popped from the back
     std::vector<Kept> kept;          // dropped positions whose slots still hold them, ascending
     std::deque<std::pair<int32_t, uint64_t>> drop_order;  // (position, dropped), oldest first
+    std::vector<Kept> dropped, merged;  // a step's scratch, kept for their capacity
   };
   void ResetHead(Head& head) const;
   // A slot for a new position: a free one, else that of the position dropped longest ago.

@@ -23,7 +23,7 @@ int Main() {
                                      {"gate_up", 28672, 4096},
                                      {"down", 4096, 14336},
                                      {"lm_head", 128256, 4096}};
-  const std::vector<int> rows = {1, 2, 4, 8, 16, 32};
+  const std::vector<int> rows = {1, 2, 4, 8, 12, 16, 32};
   auto linear = Linear::Create(nullptr);
   if (!linear.ok()) {
     std::fprintf(stderr, "%s\n", linear.status().ToString().c_str());

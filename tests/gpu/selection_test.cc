@@ -142,7 +142,11 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(SelectCase{DType::kBF16, 128, 32, 8, {5000, 100, 2049}, 256, 4, 16},
                       SelectCase{DType::kF16, 64, 9, 3, {700, 65}, 64, 0, 0},
                       SelectCase{DType::kBF16, 128, 8, 8, {20000}, 2048, 16, 64},
-                      SelectCase{DType::kBF16, 256, 8, 1, {3000, 1500}, 1024, 0, 32}));
+                      SelectCase{DType::kBF16, 256, 8, 1, {3000, 1500}, 1024, 0, 32},
+                      // Groups of 6 and 16: the score kernel's 8- and 16-head variants, the
+                      // latter with more heads than lanes per K row.
+                      SelectCase{DType::kBF16, 128, 12, 2, {3000, 33}, 512, 4, 0},
+                      SelectCase{DType::kF16, 64, 16, 1, {900}, 128, 0, 8}));
 
 TEST(SelectionErrors, RejectsBadArguments) {
   if (ProbeDevices().gpus.empty()) GTEST_SKIP() << "no GPU: " << ProbeDevices().why_no_gpu;

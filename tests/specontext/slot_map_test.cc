@@ -45,10 +45,10 @@ TEST(SlotMapTest, LoadsOnlyNewPositionsAndKeepsTheRestInPlace) {
   std::vector<std::vector<int32_t>> previous;
   std::vector<std::vector<int32_t>> previous_slots;
   int64_t total_reused = 0, total_loaded = 0;
+  SlotAssignment a;  // reused across steps, as ElasticKv does: nothing may leak between them
   for (int32_t own = 100; own < 400; ++own) {
     const double keep = own % 50 == 0 ? 0.0 : 0.9;  // now and then a whole new selection
     auto lists = NextLists(previous, kHeads, kBudget, own, keep, rng);
-    SlotAssignment a;
     ASSERT_TRUE(map.Assign(lists, &a).ok());
     EXPECT_EQ(a.fresh, previous.empty());
     int64_t loaded = 0;
