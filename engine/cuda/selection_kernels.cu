@@ -22,13 +22,17 @@ struct Workspace {
   float* weights;   // [rows][kv_heads][max_length]
 };
 
+// Sections start at 16-byte boundaries: the partial statistics are read as float2, and the
+// scores of 9 heads of an odd length end at any 4-byte offset.
+size_t Padded(size_t floats) { return (floats + 3) / 4 * 4; }
+
 Workspace Carve(void* base, int rows, int q_heads, int max_length) {
   auto* f = static_cast<float*>(base);
   Workspace w;
   w.scores = f;
-  w.partial = reinterpret_cast<float2*>(w.scores + size_t(rows) * q_heads * max_length);
+  w.partial = reinterpret_cast<float2*>(w.scores + Padded(size_t(rows) * q_heads * max_length));
   w.stats = reinterpret_cast<float*>(w.partial + size_t(rows) * q_heads * WarpTiles(max_length));
-  w.weights = w.stats + size_t(rows) * q_heads * 2;
+  w.weights = w.stats + Padded(size_t(rows) * q_heads * 2);
   return w;
 }
 
@@ -288,9 +292,10 @@ Status Launch(const SelectionArgs& a, const PagedKv& kv, const Workspace& ws, cu
 }  // namespace
 
 size_t SelectionWorkspaceBytes(int rows, int num_q_heads, int num_kv_heads, int max_length) {
-  return sizeof(float) * (size_t(rows) * num_q_heads * max_length + size_t(rows) * num_q_heads * 2 +
-                          size_t(rows) * num_kv_heads * max_length) +
-         sizeof(float2) * size_t(rows) * num_q_heads * WarpTiles(max_length);
+  return sizeof(float) *
+         (Padded(size_t(rows) * num_q_heads * max_length) +
+          2 * size_t(rows) * num_q_heads * WarpTiles(max_length) +
+          Padded(size_t(rows) * num_q_heads * 2) + size_t(rows) * num_kv_heads * max_length);
 }
 
 Status SelectPositions(const SelectionArgs& args, const PagedKv& head_k, void* workspace,
@@ -309,6 +314,12 @@ Status SelectPositions(const SelectionArgs& args, const PagedKv& head_k, void* w
   if (args.q == nullptr || args.lengths == nullptr || args.indices == nullptr ||
       args.counts == nullptr || args.mass == nullptr) {
     return InvalidArgument("SelectPositions: missing input or output arrays");
+  }
+  // Each lane reads its 8 elements of q in one 16-byte load.
+  if (!Aligned16({args.q, workspace}) || args.q_stride % 8 != 0) {
+    return InvalidArgument(
+        "SelectPositions: q and the workspace must be 16-byte aligned and "
+        "q_stride a multiple of 8");
   }
   if (workspace == nullptr ||
       workspace_bytes <

@@ -6,7 +6,8 @@
 #   OUT=... engine/train/device_run.sh GGUF_FILE BUNDLE_DIR [WORK_DIR]
 #   OUT=... TINY=1 engine/train/device_run.sh - - WORK_DIR    (CPU check with a random tiny target;
 #       needs TOKENIZER_FROM=an HF directory with SmolLM2's tokenizer.json)
-# Knobs: TRAIN_SECONDS (per draft, default 150), FINETUNE_SECONDS (long-context, default 0).
+# Knobs: TRAIN_SECONDS (per draft, default 150), FINETUNE_SECONDS (long-context LoRA, default 0),
+# LONG_ROPE (yarn or theta, default yarn).
 set -euo pipefail
 gguf=$1
 bundle=$2
@@ -83,7 +84,7 @@ if [[ ${FINETUNE_SECONDS:-0} != 0 ]]; then
 fi
 stage long_context "$out/passkey.json" \
   $py "$here/make_long_context_target.py" --target "$target" --variant "$work/target-32k" \
-  --out-json "$out/passkey.json" "${long_args[@]}" "${delta_args[@]}"
+  --rope "${LONG_ROPE:-yarn}" --out-json "$out/passkey.json" "${long_args[@]}" "${delta_args[@]}"
 du -sh "$out"/drafts/* "$out"/*.json 2>/dev/null || true
 stamp "all stages done (failed=$failed)"
 exit $failed

@@ -1,5 +1,5 @@
-// The default model (SmolLM2-135M-Instruct) on the eval's easiest task; skipped when the model
-// is not prepared.
+// The default model (SmolLM2-135M-Instruct) and its long-context variant on the eval's easiest
+// task; each is skipped when it is not prepared (scripts/prepare_default_model.sh).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,13 +11,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The default model finds a pass key at 1K tokens (docs/eval.md has the full table).
-TEST(EvalDefaultModelTest, PasskeyAt1K) {
-  if (!fs::exists(DefaultModelPath() + "/model.safetensors")) {
-    GTEST_SKIP() << "default model not prepared at " << DefaultModelPath()
-                 << " (run scripts/prepare_default_model.sh)";
+// Three pass keys at 1K tokens on the CPU; at least two must be found.
+void ExpectPasskeysFoundAt1K(const std::string& model) {
+  if (!fs::exists(model + "/model.safetensors")) {
+    GTEST_SKIP() << "not prepared at " << model << " (run scripts/prepare_default_model.sh)";
   }
   EvalOptions options;
+  options.model.model = model;
   options.model.backend = Backend::kCpu;
   options.model.kv_host_gib = 0.25;
   options.tasks = {"passkey"};
@@ -27,6 +27,15 @@ TEST(EvalDefaultModelTest, PasskeyAt1K) {
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   ASSERT_EQ(result->cells.size(), 1u);
   EXPECT_GE(result->cells[0].accuracy, 200.0 / 3 - 1e-9) << result->table;
+}
+
+// docs/eval.md has the full table.
+TEST(EvalDefaultModelTest, PasskeyAt1K) { ExpectPasskeysFoundAt1K(DefaultModelPath()); }
+
+// The variant (YaRN x4 and the committed LoRA factors, built beside the default model) keeps
+// the short contexts the base handles; docs/training.md has 4K-32K on the H100.
+TEST(EvalDefaultModelTest, LongContextVariantPasskeyAt1K) {
+  ExpectPasskeysFoundAt1K(DefaultModelPath() + "-32K");
 }
 
 }  // namespace

@@ -141,6 +141,9 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, SelectionTest,
     ::testing::Values(SelectCase{DType::kBF16, 128, 32, 8, {5000, 100, 2049}, 256, 4, 16},
                       SelectCase{DType::kF16, 64, 9, 3, {700, 65}, 64, 0, 0},
+                      // 3 rows of 9 heads over an odd length: the workspace's sections after
+                      // the scores must still start aligned.
+                      SelectCase{DType::kF16, 64, 9, 3, {701, 65, 300}, 64, 4, 0},
                       SelectCase{DType::kBF16, 128, 8, 8, {20000}, 2048, 16, 64},
                       SelectCase{DType::kBF16, 256, 8, 1, {3000, 1500}, 1024, 0, 32},
                       // Groups of 6 and 16: the score kernel's 8- and 16-head variants, the
@@ -164,6 +167,22 @@ TEST(SelectionErrors, RejectsBadArguments) {
   args.num_q_heads = 3;
   EXPECT_EQ(cuda::SelectPositions(args, pool.view(), ws.data(), ws.bytes(), nullptr).code(),
             StatusCode::kInvalidArgument);  // not a multiple of the KV heads
+  // Every array present, but q rows not 16-byte aligned.
+  auto arrays = Poisoned(4096);
+  char* base = static_cast<char*>(arrays.data());
+  args.num_q_heads = 4;
+  args.q = base + 2;
+  args.q_stride = 4 * 64;
+  args.lengths = reinterpret_cast<const int32_t*>(base + 1024);
+  args.indices = reinterpret_cast<int32_t*>(base + 2048);
+  args.counts = reinterpret_cast<int32_t*>(base + 3072);
+  args.mass = reinterpret_cast<float*>(base + 3584);
+  EXPECT_EQ(cuda::SelectPositions(args, pool.view(), ws.data(), ws.bytes(), nullptr).code(),
+            StatusCode::kInvalidArgument);
+  args.q = base;
+  args.q_stride = 4 * 64 + 4;
+  EXPECT_EQ(cuda::SelectPositions(args, pool.view(), ws.data(), ws.bytes(), nullptr).code(),
+            StatusCode::kInvalidArgument);
 }
 
 }  // namespace
