@@ -22,6 +22,9 @@ struct ElasticLoadStats {
   int64_t positions_first_loaded = 0;
   int64_t whole_layer_loads = 0;  // (row, layer) pairs that copied their whole selection
   int64_t bytes_copied = 0;       // host to device, K and V, every layer
+  // Rows whose slots did not fit the GPU (or the runner's slot limit): they attended their host
+  // layers in place over PCIe that step instead.
+  int64_t rows_in_place = 0;
 };
 
 // What changed between two readings of the counters.
@@ -32,7 +35,8 @@ inline ElasticLoadStats operator-(const ElasticLoadStats& a, const ElasticLoadSt
           .positions_loaded = a.positions_loaded - b.positions_loaded,
           .positions_first_loaded = a.positions_first_loaded - b.positions_first_loaded,
           .whole_layer_loads = a.whole_layer_loads - b.whole_layer_loads,
-          .bytes_copied = a.bytes_copied - b.bytes_copied};
+          .bytes_copied = a.bytes_copied - b.bytes_copied,
+          .rows_in_place = a.rows_in_place - b.rows_in_place};
 }
 
 class ModelRunner {

@@ -107,7 +107,8 @@ Result<EvalResult> RunEval(EvalOptions options) {
                          {"positions_reused", e.positions_reused},
                          {"positions_first_loaded", e.positions_first_loaded},
                          {"whole_layer_loads", e.whole_layer_loads},
-                         {"bytes_copied", e.bytes_copied}};
+                         {"bytes_copied", e.bytes_copied},
+                         {"rows_in_place", e.rows_in_place}};
     if (result.recall) {
       report["recall"] = {{"mean", result.recall->mean},
                           {"min", result.recall->min},
@@ -189,6 +190,10 @@ void AddEvalCommand(CLI::App& app) {
           100.0 * e.positions_loaded /
               std::max<int64_t>(1, e.positions_loaded + e.positions_reused),
           100.0 * later / std::max<int64_t>(1, later + e.positions_reused));
+      if (e.rows_in_place > 0) {
+        fmt::print("elastic KV: {} rows attended in place, their slots not fitting the GPU\n",
+                   e.rows_in_place);
+      }
     }
   });
 }

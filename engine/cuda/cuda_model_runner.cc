@@ -99,7 +99,8 @@ Status CudaModelRunner::Init() {
   for (cudaEvent_t& event : layer_copied_) {
     SPC_CUDA(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
   }
-  SPC_ASSIGN_OR_RETURN(elastic_, ElasticKv::Create(layout_, options_.max_sequences));
+  SPC_ASSIGN_OR_RETURN(
+      elastic_, ElasticKv::Create(layout_, options_.max_sequences, options_.elastic_slot_bytes));
   SPC_ASSIGN_OR_RETURN(tables_, DeviceBlockTables::Create(layout_, options_.max_sequences));
   const size_t t = options_.max_tokens, hidden = config_.hidden_size;
   const size_t width = config_.q_size() + 2 * config_.kv_size();

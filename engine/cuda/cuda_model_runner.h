@@ -34,6 +34,9 @@ struct CudaRunnerOptions {
   int max_logit_rows = 256;  // LM-head rows per pass; more logits are produced in passes
   int max_graph_batch = 64;  // decode steps above this batch run without a graph
   bool use_graphs = true;
+  // GPU memory elastic slots may hold, in bytes (0: as much as the device gives). A row whose
+  // slots do not fit attends its host layers in place for that step.
+  size_t elastic_slot_bytes = 0;
 };
 
 class CudaModelRunner : public ModelRunner {

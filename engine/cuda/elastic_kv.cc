@@ -24,11 +24,13 @@ bool HostLayer(const SequenceStep& step, int layer) {
 
 }  // namespace
 
-Result<ElasticKv> ElasticKv::Create(const KvLayout& layout, int max_sequences) {
+Result<ElasticKv> ElasticKv::Create(const KvLayout& layout, int max_sequences,
+                                    size_t slot_bytes_limit) {
   if (max_sequences <= 0 || layout.num_layers <= 0 || layout.num_kv_heads <= 0) {
     return InvalidArgument("elastic KV: needs sequences, layers and KV heads");
   }
   ElasticKv elastic(layout, max_sequences);
+  elastic.slot_bytes_limit_ = slot_bytes_limit;
   elastic.pool_ = std::make_unique<cpu::ThreadPool>(std::clamp(UsableCpus() - 1, 1, kMaxThreads));
   return elastic;
 }
@@ -53,9 +55,24 @@ Result<ElasticKv::SequenceSlots*> ElasticKv::SlotsFor(const SequenceStep& step, 
     }
     DeviceBuffer& blocks = slots->layer_blocks[layer];
     if (blocks.data() != nullptr) continue;
+    const bool spare = std::any_of(spare_.begin(), spare_.end(),
+                                   [&](const DeviceBuffer& b) { return b.bytes() == bytes; });
+    if (!spare && slot_bytes_limit_ > 0 && SlotBytes() + bytes > slot_bytes_limit_) {
+      return ResourceExhausted("elastic KV: slots beyond the limit of " +
+                               std::to_string(slot_bytes_limit_) + " bytes");
+    }
     SPC_ASSIGN_OR_RETURN(blocks, TakeSpareOrAllocate(spare_, bytes));
   }
   return slots.get();
+}
+
+size_t ElasticKv::SlotBytes() const {
+  size_t bytes = 0;
+  for (const DeviceBuffer& b : spare_) bytes += b.bytes();
+  for (const auto& [seq_id, slots] : sequences_) {
+    for (const DeviceBuffer& b : slots->layer_blocks) bytes += b.bytes();
+  }
+  return bytes;
 }
 
 Result<int> ElasticKv::Plan(const BatchStep& batch) {
@@ -77,7 +94,19 @@ Result<int> ElasticKv::Plan(const BatchStep& batch) {
       return InvalidArgument("elastic KV: sequence " + std::to_string(step.seq_id) +
                              " appears twice in one step");
     }
-    SPC_ASSIGN_OR_RETURN(SequenceSlots * slots, SlotsFor(step, capacity));
+    Result<SequenceSlots*> found = SlotsFor(step, capacity);
+    if (!found.ok()) {
+      if (found.status().code() != StatusCode::kResourceExhausted) {
+        plans_.clear();
+        return found.status();
+      }
+      // No room for its slots: the row attends its host layers in place this step, and its
+      // partial slots go back to the spares for rows that fit.
+      Release(step.seq_id);
+      ++stats_.rows_in_place;
+      continue;
+    }
+    SequenceSlots* slots = *found;
     plans_.push_back({.row = decode_row, .step = &step, .slots = slots});
     slot_blocks = std::max(slot_blocks, slots->map.capacity() / layout_.block_tokens);
   }

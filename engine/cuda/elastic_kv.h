@@ -40,7 +40,9 @@ struct ElasticLayerView {
 class ElasticKv {
  public:
   ElasticKv() = default;
-  static Result<ElasticKv> Create(const KvLayout& layout, int max_sequences);
+  // slot_bytes_limit: device memory the slots may hold (0: no limit but the device's).
+  static Result<ElasticKv> Create(const KvLayout& layout, int max_sequences,
+                                  size_t slot_bytes_limit = 0);
 
   // Host side, before the step's tables are packed: assigns slots for every sparse decode row
   // with offloaded layers and allocates slot blocks as needed. Returns the block-table entries
@@ -88,12 +90,16 @@ class ElasticKv {
 
   ElasticKv(const KvLayout& layout, int max_sequences)
       : layout_(layout), max_sequences_(max_sequences) {}
+  // ResourceExhausted when the slots fit neither the limit nor the device.
   Result<SequenceSlots*> SlotsFor(const SequenceStep& step, int capacity);
+  // Device bytes held by every sequence's slots and the spares.
+  size_t SlotBytes() const;
   Status Reserve(size_t list_entries);
   void AppendJobs(int kv_head, const std::vector<SlotLoad>& loads);
 
   KvLayout layout_;
   int max_sequences_ = 0;
+  size_t slot_bytes_limit_ = 0;
   std::map<uint64_t, std::unique_ptr<SequenceSlots>> sequences_;
   std::vector<DeviceBuffer> spare_;  // freed slot blocks of one capacity, reused first
   std::vector<RowPlan> plans_;

@@ -6,11 +6,14 @@
 // new to a row's selection are copied; a layer newly offloaded copies its whole selection).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <memory>
 #include <random>
 #include <set>
 
 #include "engine/device.h"
 #include "engine/model/model_presets.h"
+#include "engine/specontext/slot_map.h"
 #include "tests/gpu/model_runner_parity.h"
 
 namespace specontext::testing_gpu {
@@ -37,31 +40,68 @@ std::vector<std::vector<int32_t>> NextLists(const std::vector<std::vector<int32_
   return lists;
 }
 
-TEST(ElasticKv, SlotsMatchInPlaceAttentionAndCopyOnlyNewPositions) {
-  if (ProbeDevices().gpus.empty()) GTEST_SKIP() << "no GPU: " << ProbeDevices().why_no_gpu;
-  ModelConfig config = PresetConfig("tiny-llama").value();
-  config.head_dim = 128;
-  auto model = RandomModel(config, 91);
-  ASSERT_NE(model, nullptr);
-  const int layers = config.num_layers, heads = config.num_kv_heads;
-  const int host_from = layers / 2;
-  ParityHarness h(
-      *model, 3, 640,
-      {.max_tokens = 512, .max_sequences = 8, .max_logit_rows = 64, .max_graph_batch = 8},
-      host_from - 1);  // the layer offloaded at step 12 already has its blocks in host memory
-  ASSERT_TRUE(h.ok());
-  std::vector<uint8_t> host_layers(layers, 0);
-  for (int l = host_from; l < layers; ++l) host_layers[l] = 1;
-  h.set_host_layers(host_layers);
-  const int vocab = config.vocab_size;
-  std::mt19937 rng(3);
-  ParityLogits logits;
-  auto run = [&](const std::vector<StepPart>& parts) -> ::testing::AssertionResult {
-    const Status status = h.Step(parts, &logits);
+// A random tiny Llama (head_dim 128) with its upper half of layers in host memory and three
+// prefilled sequences; runs steps on the CUDA runner and the CPU reference together.
+class ElasticKvTest : public ::testing::Test {
+ protected:
+  void Build(size_t slot_bytes) {
+    config_ = PresetConfig("tiny-llama").value();
+    config_.head_dim = 128;
+    model_ = RandomModel(config_, 91);
+    ASSERT_NE(model_, nullptr);
+    host_from_ = config_.num_layers / 2;
+    h_ = std::make_unique<ParityHarness>(*model_, 3, 640,
+                                         cuda::CudaRunnerOptions{.max_tokens = 512,
+                                                                 .max_sequences = 8,
+                                                                 .max_logit_rows = 64,
+                                                                 .max_graph_batch = 8,
+                                                                 .elastic_slot_bytes = slot_bytes},
+                                         // the layer offloaded later already has host blocks
+                                         host_from_ - 1);
+    ASSERT_TRUE(h_->ok());
+    host_layers_.assign(config_.num_layers, 0);
+    for (int l = host_from_; l < config_.num_layers; ++l) host_layers_[l] = 1;
+    h_->set_host_layers(host_layers_);
+    for (int s = 0; s < 3; ++s) {
+      ASSERT_TRUE(Run({{s, RandomTokens(300 + 20 * s, config_.vocab_size, rng_)}}));
+    }
+  }
+  ::testing::AssertionResult Run(const std::vector<StepPart>& parts) {
+    const Status status = h_->Step(parts, &logits_);
     if (status.ok()) return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure() << status.ToString();
-  };
-  for (int s = 0; s < 3; ++s) ASSERT_TRUE(run({{s, RandomTokens(300 + 20 * s, vocab, rng)}}));
+  }
+  // The same step again, attended in place: its logits must equal `elastic`'s to the bit.
+  void ExpectSameInPlace(const std::vector<StepPart>& parts, const ParityLogits& elastic,
+                         int step) {
+    h_->Rewind(parts);
+    h_->set_host_layers({});
+    ASSERT_TRUE(Run(parts));
+    h_->set_host_layers(host_layers_);
+    EXPECT_EQ(logits_.cuda, elastic.cuda) << "step " << step;
+  }
+  // Each sequence's next token: the CPU reference's greedy choice.
+  void NextTokens(const ParityLogits& l, std::vector<int32_t>* next) const {
+    const int vocab = config_.vocab_size;
+    for (int s = 0; s < 3; ++s) {
+      const auto begin = l.cpu.begin() + static_cast<long>(s) * vocab;
+      (*next)[s] = static_cast<int32_t>(std::max_element(begin, begin + vocab) - begin);
+    }
+  }
+
+  ModelConfig config_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<ParityHarness> h_;
+  std::vector<uint8_t> host_layers_;
+  int host_from_ = 0;
+  std::mt19937 rng_{3};
+  ParityLogits logits_;
+};
+
+TEST_F(ElasticKvTest, SlotsMatchInPlaceAttentionAndCopyOnlyNewPositions) {
+  if (ProbeDevices().gpus.empty()) GTEST_SKIP() << "no GPU: " << ProbeDevices().why_no_gpu;
+  ASSERT_NO_FATAL_FAILURE(Build(0));
+  const int layers = config_.num_layers, heads = config_.num_kv_heads, host_from = host_from_;
 
   std::vector<std::vector<int32_t>> last0, last2;
   std::vector<int32_t> next = {1, 2, 3};
@@ -70,20 +110,20 @@ TEST(ElasticKv, SlotsMatchInPlaceAttentionAndCopyOnlyNewPositions) {
     // Row 0 keeps ~90% of its 64 positions, row 1 is dense, row 2 keeps ~70% of 128 and
     // changes its selection wholly every eighth step.
     if (step == 12) {
-      host_layers[host_from - 1] = 1;  // the memory manager offloads one more layer
-      h.set_host_layers(host_layers);
+      host_layers_[host_from - 1] = 1;  // the memory manager offloads one more layer
+      h_->set_host_layers(host_layers_);
     }
     std::vector<StepPart> parts = {{0, {next[0]}}, {1, {next[1]}}, {2, {next[2]}}};
-    last0 = NextLists(last0, heads, 64, h.position(0), 0.9, rng);
-    last2 =
-        NextLists(step % 8 == 7 ? decltype(last2){} : last2, heads, 128, h.position(2), 0.7, rng);
+    last0 = NextLists(last0, heads, 64, h_->position(0), 0.9, rng_);
+    last2 = NextLists(step % 8 == 7 ? decltype(last2){} : last2, heads, 128, h_->position(2), 0.7,
+                      rng_);
     parts[0].sparse_positions = last0;
     parts[2].sparse_positions = last2;
 
-    const ElasticLoadStats before = h.cuda_runner().elastic_stats();
-    ASSERT_TRUE(run(parts));
-    const ElasticLoadStats stats = h.cuda_runner().elastic_stats();
-    const ParityLogits elastic = logits;
+    const ElasticLoadStats before = h_->cuda_runner().elastic_stats();
+    ASSERT_TRUE(Run(parts));
+    const ElasticLoadStats stats = h_->cuda_runner().elastic_stats();
+    const ParityLogits elastic = logits_;
     worst = std::max(worst, RelErr(elastic.cuda, elastic.cpu));
     EXPECT_LT(RelErr(elastic.cuda, elastic.cpu), kTolerance) << "step " << step;
     const int elastic_layers = layers - host_from + (step >= 12);
@@ -97,18 +137,10 @@ TEST(ElasticKv, SlotsMatchInPlaceAttentionAndCopyOnlyNewPositions) {
     // Only the first step copies into empty slot maps; a wholly new selection later does not.
     EXPECT_EQ(stats.positions_first_loaded - before.positions_first_loaded, step == 0 ? listed : 0);
 
-    // The same step attended in place: identical logits, to the bit.
-    h.Rewind(parts);
-    h.set_host_layers({});
-    ASSERT_TRUE(run(parts));
-    h.set_host_layers(host_layers);
-    EXPECT_EQ(logits.cuda, elastic.cuda) << "step " << step;
-    for (int s = 0; s < 3; ++s) {
-      const auto begin = elastic.cpu.begin() + static_cast<long>(s) * vocab;
-      next[s] = static_cast<int32_t>(std::max_element(begin, begin + vocab) - begin);
-    }
+    ExpectSameInPlace(parts, elastic, step);
+    NextTokens(elastic, &next);
   }
-  const ElasticLoadStats stats = h.cuda_runner().elastic_stats();
+  const ElasticLoadStats stats = h_->cuda_runner().elastic_stats();
   const double loaded_fraction =
       double(stats.positions_loaded) / double(stats.positions_reused + stats.positions_loaded);
   std::cout << "elastic: worst relative error " << worst << ", loaded fraction " << loaded_fraction
@@ -116,7 +148,45 @@ TEST(ElasticKv, SlotsMatchInPlaceAttentionAndCopyOnlyNewPositions) {
   // Row 0 loads ~10%, row 2 ~30% plus three whole reselections, and the first step loads all.
   EXPECT_GT(loaded_fraction, 0.15);
   EXPECT_LT(loaded_fraction, 0.45);
-  EXPECT_GT(h.cuda_runner().graphs_captured(), 0);
+  EXPECT_GT(h_->cuda_runner().graphs_captured(), 0);
+}
+
+// Slot memory capped at what row 0's slots take: row 2's do not fit, so it attends its host
+// layers in place every step while row 0 goes through its slots; both give the logits of the
+// all-in-place step, to the bit.
+TEST_F(ElasticKvTest, RowsWhoseSlotsDoNotFitAttendInPlace) {
+  if (ProbeDevices().gpus.empty()) GTEST_SKIP() << "no GPU: " << ProbeDevices().why_no_gpu;
+  ModelConfig probe = PresetConfig("tiny-llama").value();
+  probe.head_dim = 128;
+  const KvLayout layout{.num_layers = probe.num_layers,
+                        .num_kv_heads = probe.num_kv_heads,
+                        .head_dim = probe.head_dim,
+                        .block_tokens = 16,
+                        .dtype = DType::kBF16};
+  const int offloaded = probe.num_layers - probe.num_layers / 2;
+  const size_t row0_bytes = size_t(offloaded) * (SlotCapacity(63, 16) / 16) * layout.BlockBytes();
+  ASSERT_NO_FATAL_FAILURE(Build(row0_bytes));
+  ASSERT_EQ(h_->cuda_runner().kv_layout().BlockBytes(), layout.BlockBytes());
+  const int heads = config_.num_kv_heads;
+  std::vector<std::vector<int32_t>> last0, last2;
+  std::vector<int32_t> next = {1, 2, 3};
+  for (int step = 0; step < 6; ++step) {
+    std::vector<StepPart> parts = {{0, {next[0]}}, {1, {next[1]}}, {2, {next[2]}}};
+    last0 = NextLists(last0, heads, 64, h_->position(0), 0.9, rng_);
+    last2 = NextLists(last2, heads, 128, h_->position(2), 0.7, rng_);
+    parts[0].sparse_positions = last0;
+    parts[2].sparse_positions = last2;
+    const ElasticLoadStats before = h_->cuda_runner().elastic_stats();
+    ASSERT_TRUE(Run(parts));
+    const ElasticLoadStats delta = h_->cuda_runner().elastic_stats() - before;
+    const ParityLogits elastic = logits_;
+    EXPECT_LT(RelErr(elastic.cuda, elastic.cpu), kTolerance) << "step " << step;
+    EXPECT_EQ(delta.row_layers, offloaded) << "step " << step;  // row 0 only
+    EXPECT_EQ(delta.rows_in_place, 1) << "step " << step;       // row 2
+    EXPECT_EQ(delta.positions_reused + delta.positions_loaded, int64_t(heads) * 63);
+    ExpectSameInPlace(parts, elastic, step);
+    NextTokens(elastic, &next);
+  }
 }
 
 }  // namespace
