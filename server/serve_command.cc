@@ -53,6 +53,7 @@ ServingModelOptions ModelOptions(const ServeConfig& config, EngineMetricsObserve
   options.kv_gpu_gib = config.kv_gpu_gib;
   options.kv_nvme_gib = config.kv_nvme_gib;
   options.kv_nvme_path = config.kv_nvme_path;
+  options.elastic_slot_gib = config.elastic_slot_gib;
   options.prefix_caching = config.prefix_caching;
   options.scheduler.max_running = config.max_num_seqs;
   options.scheduler.max_step_tokens = config.max_num_batched_tokens;

@@ -195,6 +195,10 @@ const std::vector<Setting>& Settings() {
        "GPU memory for the KV cache's GPU tier, in GiB (0: none); on the CPU backend the tier is "
        "emulated in host memory",
        [](const std::string& v, ServeConfig* c) { return SetGib(v, &c->kv_gpu_gib, true); }},
+      {"elastic_slot_gib",
+       "GPU memory SpeContext's elastic slots may hold, in GiB (0: as much as the device "
+       "gives); a request whose slots do not fit attends its offloaded layers in place",
+       [](const std::string& v, ServeConfig* c) { return SetGib(v, &c->elastic_slot_gib, true); }},
       {"kv_nvme_gib", "NVMe space for offloaded KV, in GiB (0: no NVMe tier)",
        [](const std::string& v, ServeConfig* c) { return SetGib(v, &c->kv_nvme_gib, true); }},
       {"kv_nvme_path", "File backing the NVMe KV tier (preallocated; on a local disk)",

@@ -35,6 +35,8 @@ struct ServeConfig {
   double kv_host_gib = 2.0;
   double kv_gpu_gib = 0.0;   // the GPU KV tier; emulated in host memory on the CPU backend
   double kv_nvme_gib = 0.0;  // the NVMe KV tier, in kv_nvme_path
+  // GPU memory SpeContext's elastic slots may hold (0: as much as the device gives).
+  double elastic_slot_gib = 0.0;
   std::string kv_nvme_path;
   bool prefix_caching = true;        // reuse KV of prompt prefixes already computed
   int max_num_seqs = 64;             // sequences in one engine step

@@ -68,7 +68,7 @@ Result<std::unique_ptr<ServingModel>> ServingModel::Create(const ServingModelOpt
   for (int id : model->generation.eos_token_ids) AddUnique(serving->eos_token_ids_, id);
   if (!is_preset) SPC_RETURN_IF_ERROR(serving->LoadTokenizer(options.model));
 
-  SPC_RETURN_IF_ERROR(serving->CreateRunner(*model, options.backend, options.probe));
+  SPC_RETURN_IF_ERROR(serving->CreateRunner(*model, options));
   if (!options.draft_model.empty()) {
     SPC_RETURN_IF_ERROR(serving->CreatePlanner(std::move(model), options));
   }
@@ -122,7 +122,8 @@ Status ServingModel::LoadTokenizer(const std::string& dir) {
   return Status::Ok();
 }
 
-Status ServingModel::CreateRunner(const Model& model, Backend backend, AttentionProbe* probe) {
+Status ServingModel::CreateRunner(const Model& model, const ServingModelOptions& options) {
+  const Backend backend = options.backend;
   const DeviceReport devices = ProbeDevices();
   if (backend == Backend::kCuda && devices.gpus.empty()) {
     return FailedPrecondition("--backend cuda, but no GPU is usable: " + devices.why_no_gpu);
@@ -130,6 +131,7 @@ Status ServingModel::CreateRunner(const Model& model, Backend backend, Attention
 #ifdef SPECONTEXT_HAVE_CUDA
   if (backend != Backend::kCpu && !devices.gpus.empty()) {
     cuda::CudaRunnerOptions cuda_options;
+    cuda_options.elastic_slot_bytes = static_cast<size_t>(options.elastic_slot_gib * (1u << 30));
     auto runner = cuda::CreateCudaModelRunner(model, cuda_options);
     if (runner.ok()) {
       runner_ = std::move(runner).value();
@@ -146,7 +148,7 @@ Status ServingModel::CreateRunner(const Model& model, Backend backend, Attention
     spdlog::info("no usable GPU ({}); running on the CPU backend", devices.why_no_gpu);
   }
   cpu::CpuRunnerOptions cpu_options;
-  cpu_options.probe = probe;
+  cpu_options.probe = options.probe;
   SPC_ASSIGN_OR_RETURN(auto runner, cpu::CpuModelRunner::Create(model, cpu_options));
   runner_ = std::move(runner);
   backend_name_ = "cpu";

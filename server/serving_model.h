@@ -34,6 +34,7 @@ struct ServingModelOptions {
   double kv_gpu_gib = 0.0;        // the GPU KV tier; emulated in host memory on the CPU backend
   double kv_nvme_gib = 0.0;
   std::string kv_nvme_path;
+  double elastic_slot_gib = 0.0;  // CudaRunnerOptions::elastic_slot_bytes, in GiB (0: no cap)
   bool prefix_caching = true;
   int block_tokens = 16;
   SchedulerOptions scheduler;
@@ -72,7 +73,7 @@ class ServingModel {
  private:
   ServingModel() = default;
   Status LoadTokenizer(const std::string& dir);
-  Status CreateRunner(const Model& model, Backend backend, AttentionProbe* probe);
+  Status CreateRunner(const Model& model, const ServingModelOptions& options);
   Status CreateKvStore(const ServingModelOptions& options);
   Status CreatePlanner(std::unique_ptr<Model> target, const ServingModelOptions& options);
 

@@ -140,6 +140,9 @@ TEST_F(ServeConfigTest, EngineSizingFromEverySource) {
   EXPECT_EQ(Load({"--kv-host-gib", "0"}).status().message(),
             "invalid kv_host_gib '0' (from --kv-host-gib): must be a positive number of GiB");
   EXPECT_FALSE(Load({"--kv-host-gib", "lots"}).ok());
+  EXPECT_DOUBLE_EQ(Load({})->elastic_slot_gib, 0.0);
+  EXPECT_DOUBLE_EQ(Load({"--elastic-slot-gib", "1.5"})->elastic_slot_gib, 1.5);
+  EXPECT_FALSE(Load({"--elastic-slot-gib", "-1"}).ok());
   EXPECT_FALSE(Load({"--backend", "tpu"}).ok());
   EXPECT_FALSE(Load({"--max-num-seqs", "0"}).ok());
 }
