@@ -83,15 +83,22 @@ class Allocation {
 using DeviceBuffer = Allocation<DeviceMemory>;
 using PinnedBuffer = Allocation<PinnedHostMemory>;
 
-// A buffer of exactly `bytes`: one taken out of `spares` when it holds such a buffer (device
-// allocations synchronise and cost more than a step's worth of bookkeeping), else a new one.
-inline Result<DeviceBuffer> TakeSpareOrAllocate(std::vector<DeviceBuffer>& spares, size_t bytes) {
+// The buffer of exactly `bytes` taken out of `spares`; an empty one when `spares` has none.
+inline DeviceBuffer TakeSpare(std::vector<DeviceBuffer>& spares, size_t bytes) {
   for (auto it = spares.begin(); it != spares.end(); ++it) {
     if (it->bytes() != bytes) continue;
     DeviceBuffer buffer = std::move(*it);
     spares.erase(it);
-    return Result<DeviceBuffer>(std::move(buffer));
+    return buffer;
   }
+  return DeviceBuffer();
+}
+
+// A buffer of exactly `bytes`: a spare when there is one (device allocations synchronise and
+// cost more than a step's worth of bookkeeping), else a new one.
+inline Result<DeviceBuffer> TakeSpareOrAllocate(std::vector<DeviceBuffer>& spares, size_t bytes) {
+  DeviceBuffer spare = TakeSpare(spares, bytes);
+  if (spare.data() != nullptr) return Result<DeviceBuffer>(std::move(spare));
   return DeviceBuffer::Allocate(bytes);
 }
 

@@ -55,13 +55,14 @@ Result<ElasticKv::SequenceSlots*> ElasticKv::SlotsFor(const SequenceStep& step, 
     }
     DeviceBuffer& blocks = slots->layer_blocks[layer];
     if (blocks.data() != nullptr) continue;
-    const bool spare = std::any_of(spare_.begin(), spare_.end(),
-                                   [&](const DeviceBuffer& b) { return b.bytes() == bytes; });
-    if (!spare && slot_bytes_limit_ > 0 && SlotBytes() + bytes > slot_bytes_limit_) {
+    blocks = TakeSpare(spare_, bytes);
+    if (blocks.data() != nullptr) continue;
+    // Only new device memory counts against the limit; spares are held already.
+    if (slot_bytes_limit_ > 0 && SlotBytes() + bytes > slot_bytes_limit_) {
       return ResourceExhausted("elastic KV: slots beyond the limit of " +
                                std::to_string(slot_bytes_limit_) + " bytes");
     }
-    SPC_ASSIGN_OR_RETURN(blocks, TakeSpareOrAllocate(spare_, bytes));
+    SPC_ASSIGN_OR_RETURN(blocks, DeviceBuffer::Allocate(bytes));
   }
   return slots.get();
 }
