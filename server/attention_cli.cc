@@ -18,6 +18,11 @@ void AddAttentionOptions(CLI::App* cmd, std::string* attention, ServingModelOpti
                   "First positions every sparse step keeps")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24))
       ->capture_default_str();
+  cmd->add_option("--dense-fallback-mass", model->specontext.fallback_mass_threshold,
+                  "A sparse step whose selection carries less of the head's attention mass runs "
+                  "dense (0: never)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd->add_option("--retrieval-hidden", model->specontext.hidden_input,
                   "An EAGLE-3 retrieval head reads the target's hidden states (false: zeros)")
       ->capture_default_str();

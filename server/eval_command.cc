@@ -94,6 +94,7 @@ Result<EvalResult> RunEval(EvalOptions options) {
   result.table = eval::FormatTable(result.cells);
   if (options.recall) result.recall = meter.Summarize();
   result.elastic = serving->elastic_stats();
+  result.specontext = serving->specontext_counters();
   if (!options.json_path.empty()) {
     boost::json::object report = eval::ReportJson(tasks, outcomes, result.cells);
     report["model"] = serving->name();
@@ -109,6 +110,12 @@ Result<EvalResult> RunEval(EvalOptions options) {
                          {"whole_layer_loads", e.whole_layer_loads},
                          {"bytes_copied", e.bytes_copied},
                          {"rows_in_place", e.rows_in_place}};
+    const SpecontextCounters& c = result.specontext;
+    report["specontext"] = {{"decode_steps", c.decode_steps},
+                            {"sparse_steps", c.sparse_steps},
+                            {"short_steps", c.short_steps},
+                            {"fallback_steps", c.fallback_steps},
+                            {"selected_mass_sum", c.selected_mass_sum}};
     if (result.recall) {
       report["recall"] = {{"mean", result.recall->mean},
                           {"min", result.recall->min},
@@ -179,6 +186,13 @@ void AddEvalCommand(CLI::App& app) {
           "recall of the target's attention mass: mean {:.4f}, p5 {:.4f}, min {:.4f} over {} "
           "(step, layer, head) samples\n",
           result->recall->mean, result->recall->p5, result->recall->min, result->recall->samples);
+    }
+    if (const SpecontextCounters& c = result->specontext; c.decode_steps > 0) {
+      fmt::print(
+          "specontext: {} decode rows: {} sparse, {} short (S <= B), {} dense fallback; head's "
+          "selected mass {:.4f} on average\n",
+          c.decode_steps, c.sparse_steps, c.short_steps, c.fallback_steps,
+          c.selected_mass_sum / std::max<int64_t>(1, c.sparse_steps + c.fallback_steps));
     }
     if (const ElasticLoadStats& e = result->elastic; e.steps > 0) {
       const int64_t later = e.positions_loaded - e.positions_first_loaded;

@@ -33,6 +33,7 @@ struct EvalResult {
   std::string table;
   std::optional<RecallSummary> recall;  // with --recall
   ElasticLoadStats elastic;             // offloaded layers attended through GPU slots
+  SpecontextCounters specontext;        // how the decode rows ran (sparse, short, dense fallback)
 };
 
 // Generates the tasks from the model's tokenizer, runs them on the model in-process and scores

@@ -67,6 +67,9 @@ class ServingModel {
   EngineLoop& engine() { return *engine_; }
   // Read when no step runs (the engine thread updates them).
   ElasticLoadStats elastic_stats() const { return runner_->elastic_stats(); }
+  SpecontextCounters specontext_counters() const {
+    return planner_ ? planner_->counters() : SpecontextCounters{};
+  }
   KvStore& kv_store() { return *store_; }
   std::string_view backend_name() const { return backend_name_; }
 

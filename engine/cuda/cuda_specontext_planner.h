@@ -43,7 +43,7 @@ class CudaSpecontextPlanner final : public StepPlanner {
   Status ObserveHidden(uint64_t seq_id, int64_t start_position,
                        std::span<const float> states) override;
 
-  const SpecontextCounters& counters() const { return counters_; }
+  SpecontextCounters counters() const override { return counters_; }
   int64_t CachedPositions(uint64_t seq_id) const { return cache_.Length(seq_id); }
 
  private:

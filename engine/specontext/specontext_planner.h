@@ -36,19 +36,6 @@ struct SpecontextPlannerOptions {
   cpu::ThreadPool* pool = nullptr;  // nullptr: cpu::ThreadPool::Shared()
 };
 
-// Cumulative since Create. A "decode step" is one decode row (one token of one sequence) in
-// specontext mode; each ends as exactly one of sparse, short (S ≤ B) or fallback.
-struct SpecontextCounters {
-  int64_t decode_steps = 0;
-  int64_t sparse_steps = 0;
-  int64_t short_steps = 0;
-  int64_t fallback_steps = 0;
-  int64_t positions_selected = 0;  // over sparse steps, summed over KV heads
-  int64_t tokens_projected = 0;    // K rows appended to the head caches (prefill and decode)
-  double selected_mass_sum = 0.0;  // over steps that ran selection (sparse and fallback)
-  double retrieval_seconds = 0.0;  // wall time of projection and selection
-};
-
 class SpecontextPlanner final : public StepPlanner {
  public:
   static Result<std::unique_ptr<SpecontextPlanner>> Create(
@@ -64,7 +51,7 @@ class SpecontextPlanner final : public StepPlanner {
   Status ObserveHidden(uint64_t seq_id, int64_t start_position,
                        std::span<const float> states) override;
 
-  const SpecontextCounters& counters() const { return counters_; }
+  SpecontextCounters counters() const override { return counters_; }
   // Positions the head caches for a sequence (0 when it has no state).
   int64_t CachedPositions(uint64_t seq_id) const;
   size_t tracked_sequences() const { return sequences_.size(); }

@@ -37,6 +37,19 @@ struct PlanRow {
   std::span<const int32_t> context;
 };
 
+// Cumulative since the planner was created. A "decode step" is one decode row (one token of one
+// sequence) in specontext mode; each ends as exactly one of sparse, short (S ≤ B) or fallback.
+struct SpecontextCounters {
+  int64_t decode_steps = 0;
+  int64_t sparse_steps = 0;
+  int64_t short_steps = 0;
+  int64_t fallback_steps = 0;
+  int64_t positions_selected = 0;  // over sparse steps, summed over KV heads
+  int64_t tokens_projected = 0;    // K rows appended to the head caches (prefill and decode)
+  double selected_mass_sum = 0.0;  // over steps that ran selection (sparse and fallback)
+  double retrieval_seconds = 0.0;  // wall time of projection and selection
+};
+
 class StepPlanner {
  public:
   virtual ~StepPlanner() = default;
@@ -61,6 +74,9 @@ class StepPlanner {
                                std::span<const float> /*states*/) {
     return Status::Ok();
   }
+  // Read between steps (the engine thread owns them while it runs); zeros for a planner that
+  // keeps none.
+  virtual SpecontextCounters counters() const { return {}; }
 };
 
 }  // namespace specontext

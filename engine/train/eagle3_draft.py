@@ -35,6 +35,33 @@ def rope_tables(length, head_dim, theta, device):
     return emb.cos(), emb.sin()
 
 
+def rope_scaling_of(target_cfg):
+    """The target's RoPE scaling as a rope_scaling dict (YaRN, ...), or None for plain RoPE."""
+    params = (getattr(target_cfg, "rope_parameters", None)
+              or getattr(target_cfg, "rope_scaling", None) or {})
+    kind = params.get("rope_type", params.get("type", "default"))
+    if kind == "default":
+        return None
+    return {k: v for k, v in params.items() if k != "rope_theta"}
+
+
+def draft_rope(cfg, target, length, device):
+    """cos/sin [length, hd] (float32) of the draft's RoPE. A scaled RoPE (YaRN) must be its
+    target's: the target's rotary module computes the tables, attention factor included, as the
+    daemon's shared RoPE does."""
+    scaling = cfg.get("rope_scaling")
+    if not scaling:
+        return rope_tables(length, cfg["head_dim"], cfg["rope_theta"], device)
+    theirs = rope_scaling_of(target.config) or {}
+    for key in ("rope_type", "factor", "original_max_position_embeddings"):
+        if scaling.get(key) != theirs.get(key):
+            raise ValueError("the draft's rope_scaling %s differs from the target's %s at %s" %
+                             (scaling, theirs, key))
+    pos = torch.arange(length, device=device)[None]
+    cos, sin = target.model.rotary_emb(torch.zeros(1, device=device), pos)
+    return cos[0].float(), sin[0].float()
+
+
 def apply_rope(x, cos, sin):
     """x: [B, heads, S, hd]; cos/sin: [S, hd] (rotate-half convention)."""
     half = x.shape[-1] // 2
@@ -150,10 +177,12 @@ def target_draft_logits(target, final_hidden, d2t_ids):
     return final_hidden @ w.t()
 
 
-def target_layer_attention(target, hidden_states, rows, layers=None):
+def target_layer_attention(target, hidden_states, rows, layers=None, mean=False):
     """The target's attention probabilities for query rows `rows` (LongTensor of positions):
-    [layers, nh, len(rows), S] float32, causal. Recomputed from each layer's input hidden state
-    (hidden_states[l]), so no O(S^2) attention matrix is ever stored for the whole sequence."""
+    [layers, nh, len(rows), S] float32, causal, or with mean=True their mean over the layers,
+    [nh, len(rows), S], summed as it goes (at 32K the stack would take gigabytes). Recomputed
+    from each layer's input hidden state (hidden_states[l]), so no O(S^2) attention matrix is ever
+    stored for the whole sequence."""
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
     cfg = target.config
@@ -164,8 +193,9 @@ def target_layer_attention(target, hidden_states, rows, layers=None):
     pos = torch.arange(s, device=device)[None]
     cos, sin = target.model.rotary_emb(hidden_states[0], pos)
     mask = pos[0][None, :] > rows[:, None]  # [R, S]: future keys
-    out = []
-    for l in (layers if layers is not None else range(cfg.num_hidden_layers)):
+    out, total = [], None
+    layers = list(layers if layers is not None else range(cfg.num_hidden_layers))
+    for l in layers:
         layer = target.model.layers[l]
         x = layer.input_layernorm(hidden_states[l][:1])
         q = layer.self_attn.q_proj(x[:, rows]).view(1, len(rows), nh, hd).transpose(1, 2)
@@ -174,8 +204,12 @@ def target_layer_attention(target, hidden_states, rows, layers=None):
         _, k = apply_rotary_pos_emb(k, k, cos, sin)
         k = k.repeat_interleave(nh // nkv, 1)
         scores = (q.float() @ k.float().transpose(-1, -2)) * layer.self_attn.scaling
-        out.append(scores.masked_fill(mask, float("-inf")).softmax(-1)[0])
-    return torch.stack(out)
+        probs = scores.masked_fill(mask, float("-inf")).softmax(-1)[0]
+        if mean:
+            total = probs if total is None else total.add_(probs)
+        else:
+            out.append(probs)
+    return total / len(layers) if mean else torch.stack(out)
 
 
 def draft_attention(q, k, rows, log=False):
@@ -208,6 +242,7 @@ def draft_config(target_cfg, draft_vocab):
         "draft_vocab_size": draft_vocab,
         "rope_theta": float(rope_theta),
         "max_position_embeddings": target_cfg.max_position_embeddings,
+        "rope_scaling": rope_scaling_of(target_cfg),
         "num_target_layers": target_cfg.num_hidden_layers,
     }
 
@@ -234,15 +269,24 @@ def init_from_target(draft, target):
         draft.fc.weight.normal_(0, 0.02)
 
 
-def save_eagle3(draft, out_dir, extra=None):
+# What the retrieval head reads of a draft: its embedding-side norm, the q/k projections and the
+# fused-state path (docs/specontext.md); a retrieval-only checkpoint keeps just these.
+RETRIEVAL_TENSORS = ("fc.weight", "midlayer.input_layernorm.weight", "midlayer.hidden_norm.weight",
+                     "midlayer.self_attn.q_proj.weight", "midlayer.self_attn.k_proj.weight")
+
+
+def save_eagle3(draft, out_dir, extra=None, retrieval_only=False):
     """EAGLE-3 HF format: config.json (LlamaForCausalLMEagle3) and bf16 model.safetensors with
-    fc, midlayer.*, norm, lm_head, d2t (int64), t2d (bool); no embedding."""
+    fc, midlayer.*, norm, lm_head, d2t (int64), t2d (bool); no embedding. retrieval_only keeps
+    RETRIEVAL_TENSORS alone (a fifth of the size; it can select but not draft tokens)."""
     from safetensors.torch import save_file
 
     os.makedirs(out_dir, exist_ok=True)
     c = draft.cfg
     tensors = {}
     for name, value in draft.state_dict().items():
+        if retrieval_only and name not in RETRIEVAL_TENSORS:
+            continue
         if name in ("d2t", "t2d"):
             tensors[name] = value.detach().cpu().contiguous()
         else:
@@ -251,40 +295,37 @@ def save_eagle3(draft, out_dir, extra=None):
     save_file(tensors, tmp, metadata={"format": "pt"})
     os.replace(tmp, os.path.join(out_dir, "model.safetensors"))
     config = {
-  "architectures" : ["LlamaForCausalLMEagle3"],
-                    "model_type" : "llama",
-                                   "hidden_act" : "silu",
-                                                  "hidden_size" : c["hidden_size"],
-                                                                  "target_hidden_size"
-      : c["target_hidden_size"],
-        "intermediate_size" : c["intermediate_size"],
-                              "num_hidden_layers" : 1,
-                              "num_attention_heads" : c["num_attention_heads"],
-                                                      "num_key_value_heads"
-      : c["num_key_value_heads"],
-        "head_dim" : c["head_dim"],
-                     "vocab_size" : c["vocab_size"],
-                                    "draft_vocab_size" : c["draft_vocab_size"],
-                                                         "max_position_embeddings"
-      : c["max_position_embeddings"],
-        "rope_theta" : c["rope_theta"],
-                       "rope_scaling" : None,
-                                        "rms_norm_eps" : c["rms_norm_eps"],
-                                                         "tie_word_embeddings" : False,
-                                                                                 "attention_bias"
-      : False,
-        "mlp_bias" : False,
-                     "torch_dtype" : "bfloat16",
-                                     "bos_token_id" : 1,
-                                     "eos_token_id" : 2,
-                                     "eagle_config"
-      : {
-        "eagle_aux_hidden_state_layer_ids" : aux_layer_ids(c["num_target_layers"]),
-        "norm_before_residual" : False,
-        "fc_norm" : False,
-        "norm_output" : False,
-      },
+        "architectures": ["LlamaForCausalLMEagle3"],
+        "model_type": "llama",
+        "hidden_act": "silu",
+        "hidden_size": c["hidden_size"],
+        "target_hidden_size": c["target_hidden_size"],
+        "intermediate_size": c["intermediate_size"],
+        "num_hidden_layers": 1,
+        "num_attention_heads": c["num_attention_heads"],
+        "num_key_value_heads": c["num_key_value_heads"],
+        "head_dim": c["head_dim"],
+        "vocab_size": c["vocab_size"],
+        "draft_vocab_size": c["draft_vocab_size"],
+        "max_position_embeddings": c["max_position_embeddings"],
+        "rope_theta": c["rope_theta"],
+        "rope_scaling": c.get("rope_scaling"),
+        "rms_norm_eps": c["rms_norm_eps"],
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "mlp_bias": False,
+        "torch_dtype": "bfloat16",
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "eagle_config": {
+            "eagle_aux_hidden_state_layer_ids": aux_layer_ids(c["num_target_layers"]),
+            "norm_before_residual": False,
+            "fc_norm": False,
+            "norm_output": False,
+        },
     }
+    if retrieval_only:
+        config["retrieval_head_only"] = True
     if extra:
         config["training"] = extra
     with open(os.path.join(out_dir, "config.json"), "w") as f:
@@ -292,22 +333,42 @@ def save_eagle3(draft, out_dir, extra=None):
 
 
 def load_eagle3(path, device):
+    """(draft, config.json) from an EAGLE-3 directory; a retrieval-only checkpoint leaves the
+    parts it lacks at their initial values (usable for q/k, not for drafting tokens)."""
     from safetensors.torch import load_file
 
     with open(os.path.join(path, "config.json")) as f:
         config = json.load(f)
     tensors = load_file(os.path.join(path, "model.safetensors"))
-    cfg = {
-k: config[k] for k in ("hidden_size", "target_hidden_size", "num_attention_heads",
-                                  "num_key_value_heads", "head_dim", "intermediate_size",
-                                  "rms_norm_eps", "vocab_size", "draft_vocab_size",
-                                  "rope_theta", "max_position_embeddings")}
+    keys = ("hidden_size", "target_hidden_size", "num_attention_heads", "num_key_value_heads",
+            "head_dim", "intermediate_size", "rms_norm_eps", "vocab_size", "draft_vocab_size",
+            "rope_theta", "max_position_embeddings")
+    cfg = {k: config[k] for k in keys}
+    cfg["rope_scaling"] = config.get("rope_scaling")
     cfg["num_target_layers"] = config["eagle_config"]["eagle_aux_hidden_state_layer_ids"][2] + 3
     draft = Eagle3Draft(cfg)
-    draft.load_state_dict({
-k: (v.float() if v.is_floating_point() else v)
-                           for k, v in tensors.items()})
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+    missing, unexpected = draft.load_state_dict(state, strict=False)
+    lacking = [k for k in RETRIEVAL_TENSORS if k in missing]
+    if lacking or unexpected:
+        raise ValueError("%s: missing %s, unexpected %s" % (path, lacking, unexpected))
     return draft.to(device).eval(), config
+
+
+def select_positions(q, k, rows, budget, sinks=4, window=1):
+    """[nkv, R, B] positions the retrieval head selects, as the daemon's planners do: the draft's
+    softmax per query head, the max over each GQA group, the first `sinks` keys and the last
+    `window` keys up to the row itself forced in (nothing forced with sinks=None: the paper's pure
+    head selection), then the top B."""
+    probs = draft_attention(q, k, rows)  # [nh, R, S]
+    nh, nkv = q.shape[1], k.shape[1]
+    w = probs.view(nkv, nh // nkv, *probs.shape[1:]).amax(1)
+    if sinks is not None:
+        w[:, :, :sinks] = 2.0
+        keys = torch.arange(w.shape[-1], device=w.device)[None, :]
+        recent = (keys <= rows[:, None]) & (keys > rows[:, None] - max(1, window))
+        w.masked_fill_(recent[None], 2.0)
+    return w.topk(min(budget, w.shape[-1]), -1).indices
 
 
 def load_target(model_dir, device, dtype=torch.bfloat16, attn="sdpa"):

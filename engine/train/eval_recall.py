@@ -6,7 +6,9 @@ RoPE as the draft's config), the max over the query heads of each KV group, the 
 head; recall = the target's attention mass on those keys, per layer and query head, averaged over
 layers, heads, rows and documents. Two head modes: "zero_hidden" (q and k from the embedding half
 only) and "prev_hidden" (the previous token's fused target state in the hidden half, as in
-training). A sinks + recent-window selection of the same size is the baseline.
+training). Each is measured as the paper selects (top-B of the head alone) and as the daemon
+serves (--sinks first keys and the row itself forced in, then the head's top-B). A sinks +
+recent-window selection of the same size is the baseline.
 
     python3 eval_recall.py --target DIR --draft NAME=DIR [--draft NAME=DIR ...] --out recall.json
 """
@@ -29,13 +31,6 @@ def captured_mass(p_target, select):
     return p_target.gather(-1, idx).sum(-1).mean((1, 2))
 
 
-def head_selection(q, k, rows, budget):
-    probs = e3.draft_attention(q, k, rows)  # [nh, R, S]
-    nh, nkv = q.shape[1], k.shape[1]
-    grouped = probs.view(nkv, nh // nkv, *probs.shape[1:]).amax(1)  # [nkv, R, S]
-    return grouped.topk(min(budget, grouped.shape[-1]), -1).indices
-
-
 def window_mass(p_target, rows, budget, sinks=4):
     """Captured mass of the first `sinks` keys plus the most recent budget - sinks: [L]."""
     keys = torch.arange(p_target.shape[-1], device=rows.device)[None, :]
@@ -53,6 +48,9 @@ def main():
     parser.add_argument("--max-len", type=int, default=8192)
     parser.add_argument("--rows", type=int, default=32)
     parser.add_argument("--budgets", default="64,256,1024")
+    parser.add_argument("--sinks", type=int, default=4, help="forced in the served selection")
+    parser.add_argument("--window", type=int, default=1,
+                        help="recent keys (the row itself included) forced in the served selection")
     parser.add_argument("--seed", type=int, default=987654)
     args = parser.parse_args()
     from transformers import AutoTokenizer
@@ -89,14 +87,15 @@ def main():
                 add(("sinks+window", "-", b),
                     window_mass(p_target, rows, b))
             for name, draft in drafts.items():
-                cos, sin = e3.rope_tables(s, draft.cfg["head_dim"], draft.cfg["rope_theta"],
-                                          device)
+                cos, sin = e3.draft_rope(draft.cfg, target, s, device)
                 for mode in ("zero_hidden", "prev_hidden"):
                     a, _ = draft.inputs(embeds, e3.shift_fused(fused).float(),
                                         zero_hidden=mode == "zero_hidden")
                     q, k = draft.midlayer.self_attn.qk(a, cos, sin)
                     for b in budgets:
-                        add((name, mode, b), captured_mass(p_target, head_selection(q, k, rows, b)))
+                        for label, sinks in ((mode, None), (mode + "+sinks", args.sinks)):
+                            picked = e3.select_positions(q, k, rows, b, sinks, args.window)
+                            add((name, label, b), captured_mass(p_target, picked))
         print("  %s len %d done (%.0fs)" % (doc["kind"], s, time.time() - t0), flush=True)
 
     results = []
@@ -106,15 +105,17 @@ def main():
                         "recall": sum(per_layer) / len(per_layer), "per_layer": per_layer})
     print("\nrecall of the target's attention mass (last %d rows, %d docs of %d-%d tokens)" % (
         args.rows, args.docs, args.min_len, args.max_len))
-    print("%-22s %-12s" % ("head", "mode") + "".join("%10s" % ("B=%d" % b) for b in budgets))
+    print("%-22s %-18s" % ("head", "mode") + "".join("%10s" % ("B=%d" % b) for b in budgets))
+    head_modes = ["zero_hidden", "zero_hidden+sinks", "prev_hidden", "prev_hidden+sinks"]
     for name in ["sinks+window"] + list(drafts):
-        for mode in (["-"] if name == "sinks+window" else ["zero_hidden", "prev_hidden"]):
+        for mode in (["-"] if name == "sinks+window" else head_modes):
             cells = [r["recall"] for b in budgets for r in results
                      if r["head"] == name and r["mode"] == mode and r["budget"] == b]
-            print("%-22s %-12s" % (name, mode) + "".join("%10.4f" % c for c in cells))
+            print("%-22s %-18s" % (name, mode) + "".join("%10.4f" % c for c in cells))
     with open(args.out, "w") as f:
         json.dump({"docs": args.docs, "min_len": args.min_len, "max_len": args.max_len,
-                   "rows": args.rows, "seed": args.seed,
+                   "rows": args.rows, "seed": args.seed, "sinks": args.sinks,
+                   "window": args.window,
                    "kinds": [d["kind"] for d in docs], "results": results}, f, indent=1)
 
 

@@ -32,16 +32,6 @@ def needle_positions(prompt_ids, value_ids):
     return sorted(hits)
 
 
-def select(q, k, rows, budget, sinks=4):
-    """[nkv, R, B] selected positions: group-max softmax weights, sinks and the row forced in."""
-    probs = e3.draft_attention(q, k, rows)  # [nh, R, S]
-    nh, nkv = q.shape[1], k.shape[1]
-    w = probs.view(nkv, nh // nkv, *probs.shape[1:]).amax(1)
-    w[:, :, :sinks] = 2.0
-    w[:, torch.arange(len(rows)), rows] = 2.0
-    return w.topk(min(budget, w.shape[-1]), -1).indices
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--target", required=True)
@@ -82,8 +72,7 @@ def main():
                     p_target = e3.target_layer_attention(target, hs, rows)  # [L, nh, R, S]
                     del hs
                     embeds = target.model.embed_tokens(ids).float()
-                    cos, sin = e3.rope_tables(s, draft.cfg["head_dim"], draft.cfg["rope_theta"],
-                                              device)
+                    cos, sin = e3.draft_rope(draft.cfg, target, s, device)
                     shifted = e3.shift_fused(fused).float()
                     a_zero, _ = draft.inputs(embeds, shifted, zero_hidden=True)
                     a_prev, _ = draft.inputs(embeds, shifted)
@@ -94,7 +83,7 @@ def main():
                     nh = p_target.shape[1]
                     for mode, (q, k) in heads.items():
                         for b in budgets:
-                            sel = select(q, k, rows, b)  # [nkv, R, B]
+                            sel = e3.select_positions(q, k, rows, b)  # [nkv, R, B]
                             covered = torch.isin(sel, needle_t).sum(-1).float() / len(needle)
                             idx = sel.repeat_interleave(nh // sel.shape[0], 0)
                             idx = idx[None].expand(p_target.shape[0], -1, -1, -1)

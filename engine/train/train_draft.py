@@ -10,14 +10,18 @@ target's own hidden states, never its own earlier outputs.
 attention (per query head, averaged over all layers) and the draft's attention (same head, GQA
 groups as the target's) for --align-rows query rows (half the last rows, half drawn from the
 second half of the document), both with the draft's real input and with the hidden half zeroed
-(the two ways the retrieval head runs).
+(the two ways the retrieval head runs), weighted --hidden-weight and 1 - --hidden-weight.
+
+--init-from starts from an existing draft (its vocabulary too) instead of the target's layer 0:
+how the long-context variant's head is made, from the default one, with the variant's RoPE.
 
 Seeded: the data of step i depends only on (seed, i), so a resumed run sees what an uncut one
 would. The learning-rate schedule follows max(step / --steps, elapsed / --max-seconds), so the run
 always decays to the end within its time budget.
 
     python3 train_draft.py --target DIR --data data.pt --out DRAFT_DIR --work WORK_DIR
-        [--align-attention] [--steps 1500] [--max-seconds 150]
+        [--align-attention] [--steps 1500] [--max-seconds 150] [--long-share 0.5]
+        [--init-from DRAFT_DIR] [--retrieval-only] [--retrieval-out DIR]
 """
 import argparse
 import json
@@ -32,9 +36,14 @@ import torch.nn.functional as F
 import eagle3_draft as e3
 
 
+def is_long_step(step, share):
+    """Spreads long-document steps evenly: a share of 0.5 makes every odd step long."""
+    return math.floor((step + 1) * share) > math.floor(step * share)
+
+
 def batch_for_step(data, step, args, pad_id):
     rng = random.Random(args.seed * 1000003 + step)
-    if step % 2 == 1 and data["long"]:
+    if is_long_step(step, args.long_share) and data["long"]:
         ids = data["long"][rng.randrange(len(data["long"]))][:args.long_max]
         return torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.bool), True
     seqs = [data["short"][rng.randrange(len(data["short"]))][:args.short_max]
@@ -77,6 +86,14 @@ def main():
     parser.add_argument("--align-attention", action="store_true")
     parser.add_argument("--align-weight", type=float, default=1.0)
     parser.add_argument("--align-rows", type=int, default=64)
+    parser.add_argument("--hidden-weight", type=float, default=0.5,
+                        help="share of the alignment loss on the real input (rest: zero hidden)")
+    parser.add_argument("--long-share", type=float, default=0.5,
+                        help="share of steps on a long document")
+    parser.add_argument("--init-from", help="start from this draft instead of the target")
+    parser.add_argument("--retrieval-only", action="store_true",
+                        help="save only the tensors the retrieval head reads")
+    parser.add_argument("--retrieval-out", help="also save the retrieval-only form here")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--max-seconds", type=float, default=150.0)
     parser.add_argument("--lr", type=float, default=5e-4)
@@ -101,15 +118,25 @@ def main():
     target = e3.load_target(args.target, device)
     layer_ids = e3.aux_layer_ids(target.config.num_hidden_layers)
     cfg = e3.draft_config(target.config, len(data["d2t"]))
-    draft = e3.Eagle3Draft(cfg)
-    draft.d2t.copy_(data["d2t"])
-    draft.t2d.copy_(data["t2d"])
-    draft = draft.to(device)
-    e3.init_from_target(draft, target)
+    if args.init_from:
+        draft, _ = e3.load_eagle3(args.init_from, device)
+        draft.train()
+        for key in ("hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim"):
+            if draft.cfg[key] != cfg[key]:
+                raise SystemExit("--init-from: %s is %s, the target's %s" % (
+                    key, draft.cfg[key], cfg[key]))
+        # The target's RoPE and context from now on; the draft's vocabulary stays its own.
+        cfg["draft_vocab_size"] = draft.cfg["draft_vocab_size"]
+        draft.cfg = cfg
+    else:
+        draft = e3.Eagle3Draft(cfg)
+        draft.d2t.copy_(data["d2t"])
+        draft.t2d.copy_(data["t2d"])
+        draft = draft.to(device)
+        e3.init_from_target(draft, target)
     d2t_ids = draft.d2t_ids()
     opt = torch.optim.AdamW(draft.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
-    cos, sin = e3.rope_tables(max(args.long_max, args.short_max), cfg["head_dim"],
-                              cfg["rope_theta"], device)
+    cos, sin = e3.draft_rope(cfg, target, max(args.long_max, args.short_max), device)
     pad_id = target.config.eos_token_id if target.config.eos_token_id is not None else 0
     if isinstance(pad_id, list):
         pad_id = pad_id[0]
@@ -146,7 +173,7 @@ def main():
             embeds = target.model.embed_tokens(ids).float()
             if align:
                 rows = align_rows(s, args.align_rows, random.Random(args.seed + step), device)
-                p_attn = e3.target_layer_attention(target, hs, rows).mean(0)
+                p_attn = e3.target_layer_attention(target, hs, rows, mean=True)
                 del hs
         with torch.autocast(device_type=device, dtype=torch.bfloat16):
             logits, q, k = draft(embeds, e3.shift_fused(fused).float(), cos[:s], sin[:s])
@@ -158,11 +185,13 @@ def main():
         kl = kl0 = torch.zeros((), device=device)
         if align:
             kl = attention_kl(p_attn, e3.draft_attention(q, k, rows, log=True))
-            with torch.autocast(device_type=device, dtype=torch.bfloat16):
-                a0, _ = draft.inputs(embeds, None, zero_hidden=True)
-                q0, k0 = draft.midlayer.self_attn.qk(a0, cos[:s], sin[:s])
-            kl0 = attention_kl(p_attn, e3.draft_attention(q0, k0, rows, log=True))
-            loss = loss + args.align_weight * 0.5 * (kl + kl0)
+            if args.hidden_weight < 1.0:
+                with torch.autocast(device_type=device, dtype=torch.bfloat16):
+                    a0, _ = draft.inputs(embeds, None, zero_hidden=True)
+                    q0, k0 = draft.midlayer.self_attn.qk(a0, cos[:s], sin[:s])
+                kl0 = attention_kl(p_attn, e3.draft_attention(q0, k0, rows, log=True))
+            loss = loss + args.align_weight * (args.hidden_weight * kl +
+                                               (1.0 - args.hidden_weight) * kl0)
         progress = max(step / args.steps, elapsed / args.max_seconds)
         for group in opt.param_groups:
             group["lr"] = lr_at(progress, args)
@@ -191,7 +220,9 @@ def main():
         if step % args.ckpt_every == 0:
             save_ckpt()
     save_ckpt()
-    e3.save_eagle3(draft, args.out)
+    e3.save_eagle3(draft, args.out, retrieval_only=args.retrieval_only)
+    if args.retrieval_out:
+        e3.save_eagle3(draft, args.retrieval_out, retrieval_only=True)
     with open(os.path.join(args.work, "train_summary.json"), "w") as f:
         json.dump({"steps": step, "seconds": elapsed, "args": vars(args), "history": history}, f,
                   indent=1)

@@ -123,7 +123,7 @@ TEST_F(PlannerTest, ChunkedPrefillAndDecodeSelectLikeAWholeSequence) {
       EXPECT_EQ(batch.sequences[1].sparse_positions, Expected(shorter, select)) << "step " << step;
     }
   }
-  const SpecontextCounters& c = planner->counters();
+  const SpecontextCounters c = planner->counters();
   EXPECT_EQ(c.decode_steps, 16);
   EXPECT_EQ(c.short_steps, 4);  // sequence 2 at S = 5, 6, 7, 8
   EXPECT_EQ(c.sparse_steps, 12);
