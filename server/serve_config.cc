@@ -192,8 +192,9 @@ const std::vector<Setting>& Settings() {
       {"kv_host_gib", "Host memory for the KV cache, in GiB",
        [](const std::string& v, ServeConfig* c) { return SetGib(v, &c->kv_host_gib); }},
       {"kv_gpu_gib",
-       "GPU memory for the KV cache's GPU tier, in GiB (0: none); on the CPU backend the tier is "
-       "emulated in host memory",
+       "GPU memory for the KV cache's GPU tier, in GiB (0: 85% of the GPU memory free once the "
+       "model is loaded); on the CPU backend a tier is kept only when given, emulated in host "
+       "memory",
        [](const std::string& v, ServeConfig* c) { return SetGib(v, &c->kv_gpu_gib, true); }},
       {"elastic_slot_gib",
        "GPU memory SpeContext's elastic slots may hold, in GiB (0: as much as the device "

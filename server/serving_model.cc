@@ -184,6 +184,13 @@ Status ServingModel::CreatePlanner(std::unique_ptr<Model> target,
   return Status::Ok();
 }
 
+double KvGpuTierGib(const ServingModelOptions& options, bool uses_gpu, size_t free_bytes) {
+  if (options.kv_gpu_gib > 0) return options.kv_gpu_gib;
+  if (!uses_gpu) return 0.0;
+  return std::clamp(options.kv_gpu_fraction, 0.0, 1.0) * static_cast<double>(free_bytes) /
+         (1u << 30);
+}
+
 Status ServingModel::CreateKvStore(const ServingModelOptions& options) {
   KvStoreOptions store_options;
   store_options.layout = runner_->kv_layout();
@@ -194,9 +201,10 @@ Status ServingModel::CreateKvStore(const ServingModelOptions& options) {
   }
   store_options.host_blocks =
       static_cast<int32_t>(std::min(options.kv_host_gib * (1u << 30) / block_bytes, 2.0e9));
-  if (options.kv_gpu_gib > 0) {
+  const size_t free_bytes = uses_gpu_ ? GpuFreeMemoryBytes() : 0;
+  if (const double gpu_gib = KvGpuTierGib(options, uses_gpu_, free_bytes); gpu_gib > 0) {
     store_options.gpu_blocks =
-        static_cast<int32_t>(std::min(options.kv_gpu_gib * (1u << 30) / block_bytes, 2.0e9));
+        static_cast<int32_t>(std::min(gpu_gib * (1u << 30) / block_bytes, 2.0e9));
     // Lets the placement (demotions, spills) run on a machine without a GPU.
     store_options.emulate_gpu = !uses_gpu_;
     if (store_options.emulate_gpu) {

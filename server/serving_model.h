@@ -24,14 +24,23 @@ namespace specontext::server {
 
 enum class Backend { kAuto, kCpu, kCuda };
 
+struct ServingModelOptions;
+
+// The GPU KV tier in GiB: kv_gpu_gib when given; else, on a GPU, kv_gpu_fraction of the device
+// memory still free (`free_bytes`, read once the weights, the runner's workspaces and the
+// retrieval head are allocated), as vLLM's --gpu-memory-utilization leaves the rest to
+// activations and SpeContext's elastic slots; else 0 (no GPU tier: the CPU backend).
+double KvGpuTierGib(const ServingModelOptions& options, bool uses_gpu, size_t free_bytes);
+
 struct ServingModelOptions {
   std::string model;        // directory or preset:NAME
   std::string served_name;  // empty: the directory's name
   Backend backend = Backend::kAuto;
   int max_model_len = 0;          // 0: the model's max_position_embeddings
   double kv_host_gib = 2.0;       // host (pinned when a GPU is used) KV tier
-  double kv_gpu_fraction = 0.85;  // of free GPU memory after weights, for the GPU KV tier
-  double kv_gpu_gib = 0.0;        // the GPU KV tier; emulated in host memory on the CPU backend
+  double kv_gpu_fraction = 0.85;  // with kv_gpu_gib 0 on a GPU: the tier's share of free memory
+  double kv_gpu_gib = 0.0;        // the GPU KV tier (0: KvGpuTierGib's share); emulated in host
+                                  // memory on the CPU backend
   double kv_nvme_gib = 0.0;
   std::string kv_nvme_path;
   double elastic_slot_gib = 0.0;  // CudaRunnerOptions::elastic_slot_bytes, in GiB (0: no cap)
