@@ -166,6 +166,11 @@ void AddEvalCommand(CLI::App& app) {
                   "GPU KV tier in GiB (0: a share of free GPU memory); a small tier makes the "
                   "memory manager offload layers to host memory")
       ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--kv-gpu-fraction", options->model.kv_gpu_fraction,
+                  "With --kv-gpu-gib 0: the GPU tier's share of the GPU memory free once the "
+                  "model is loaded")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd->add_option("--kv-host-gib", options->model.kv_host_gib, "Host KV tier in GiB")
       ->check(CLI::Range(0.0, 1e6))
       ->capture_default_str();

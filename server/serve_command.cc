@@ -51,6 +51,7 @@ ServingModelOptions ModelOptions(const ServeConfig& config, EngineMetricsObserve
   options.max_model_len = config.max_model_len;
   options.kv_host_gib = config.kv_host_gib;
   options.kv_gpu_gib = config.kv_gpu_gib;
+  options.kv_gpu_fraction = config.kv_gpu_fraction;
   options.kv_nvme_gib = config.kv_nvme_gib;
   options.kv_nvme_path = config.kv_nvme_path;
   options.elastic_slot_gib = config.elastic_slot_gib;

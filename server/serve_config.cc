@@ -196,6 +196,10 @@ const std::vector<Setting>& Settings() {
        "model is loaded); on the CPU backend a tier is kept only when given, emulated in host "
        "memory",
        [](const std::string& v, ServeConfig* c) { return SetGib(v, &c->kv_gpu_gib, true); }},
+      {"kv_gpu_fraction",
+       "Share of the GPU memory free once the model is loaded that the KV cache's GPU tier takes "
+       "when kv_gpu_gib is 0 (the rest stays for activations and SpeContext's slots)",
+       [](const std::string& v, ServeConfig* c) { return SetFraction(v, &c->kv_gpu_fraction); }},
       {"elastic_slot_gib",
        "GPU memory SpeContext's elastic slots may hold, in GiB (0: as much as the device "
        "gives); a request whose slots do not fit attends its offloaded layers in place",

@@ -33,8 +33,9 @@ struct ServeConfig {
   std::string backend = "auto";  // auto, cpu or cuda
   int max_model_len = 0;
   double kv_host_gib = 2.0;
-  double kv_gpu_gib = 0.0;   // the GPU KV tier; emulated in host memory on the CPU backend
-  double kv_nvme_gib = 0.0;  // the NVMe KV tier, in kv_nvme_path
+  double kv_gpu_gib = 0.0;        // the GPU KV tier; emulated in host memory on the CPU backend
+  double kv_gpu_fraction = 0.85;  // with kv_gpu_gib 0 on a GPU: the tier's share of free memory
+  double kv_nvme_gib = 0.0;       // the NVMe KV tier, in kv_nvme_path
   // GPU memory SpeContext's elastic slots may hold (0: as much as the device gives).
   double elastic_slot_gib = 0.0;
   std::string kv_nvme_path;

@@ -120,9 +120,10 @@ TEST_F(ServeConfigTest, EngineSizingFromEverySource) {
       WriteFile("f.yaml", "max_model_len: 4096\nkv_host_gib: 0.5\nmax_num_seqs: 8\n");
   env_["SPECONTEXT_CONFIG"] = yaml;
   env_["SPECONTEXT_MAX_WAITING"] = "12";
-  const auto config =
-      Load({"--max-num-batched-tokens", "256", "--drain-timeout-s", "7", "--backend", "cpu"});
+  const auto config = Load({"--max-num-batched-tokens", "256", "--drain-timeout-s", "7",
+                            "--backend", "cpu", "--kv-gpu-fraction", "0.6"});
   ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_DOUBLE_EQ(config->kv_gpu_fraction, 0.6);
   EXPECT_EQ(config->max_model_len, 4096);
   EXPECT_DOUBLE_EQ(config->kv_host_gib, 0.5);
   EXPECT_EQ(config->max_num_seqs, 8);
@@ -140,6 +141,9 @@ TEST_F(ServeConfigTest, EngineSizingFromEverySource) {
   EXPECT_EQ(Load({"--kv-host-gib", "0"}).status().message(),
             "invalid kv_host_gib '0' (from --kv-host-gib): must be a positive number of GiB");
   EXPECT_FALSE(Load({"--kv-host-gib", "lots"}).ok());
+  EXPECT_DOUBLE_EQ(Load({})->kv_gpu_fraction, 0.85);
+  EXPECT_EQ(Load({"--kv-gpu-fraction", "1.5"}).status().message(),
+            "invalid kv_gpu_fraction '1.5' (from --kv-gpu-fraction): must be a number in [0, 1]");
   EXPECT_DOUBLE_EQ(Load({})->elastic_slot_gib, 0.0);
   EXPECT_DOUBLE_EQ(Load({"--elastic-slot-gib", "1.5"})->elastic_slot_gib, 1.5);
   EXPECT_FALSE(Load({"--elastic-slot-gib", "-1"}).ok());
