@@ -85,6 +85,9 @@ def main():
     parser.add_argument("--work", required=True)
     parser.add_argument("--align-attention", action="store_true")
     parser.add_argument("--align-weight", type=float, default=1.0)
+    parser.add_argument("--lm-weight", type=float, default=1.0,
+                        help="weight of the next-token loss (0: train the retrieval path alone, "
+                        "as for a retrieval-only head; give --long-share 1 then)")
     parser.add_argument("--align-rows", type=int, default=64)
     parser.add_argument("--hidden-weight", type=float, default=0.5,
                         help="share of the alignment loss on the real input (rest: zero hidden)")
@@ -181,7 +184,7 @@ def main():
         ce = -(p_target * log_p).sum(-1)
         loss_lm = (ce * mask).sum() / mask.sum()
         agree = ((logits.argmax(-1) == p_target.argmax(-1)) & mask).sum() / mask.sum()
-        loss = loss_lm
+        loss = args.lm_weight * loss_lm
         kl = kl0 = torch.zeros((), device=device)
         if align:
             kl = attention_kl(p_attn, e3.draft_attention(q, k, rows, log=True))
