@@ -85,7 +85,7 @@ transformers.__version__, "cuda", torch.cuda.is_available())' | tee "$out/versio
 target=$work/target
 stage prepare_target "$target/config.json" \
   $py "$here/prepare_target.py" --out "$target" "${prepare[@]}"
-# shellcheck disable=SC2206  # DATA_ARGS and friends are meant to split into words
+# DATA_ARGS, TRAIN_ARGS and LONG_*_ARGS stay unquoted: they split into words on purpose.
 stage make_data "$work/data.pt" \
   $py "$here/make_data.py" --target "$target" --out "$work/data.pt" "${data_args[@]}" \
   ${DATA_ARGS:-}
