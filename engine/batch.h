@@ -53,6 +53,9 @@ struct BatchStep {
   // layer (0 is the embedding, num_layers the last layer's output before the final norm). The
   // SpeContext retrieval head reads them (EAGLE-3's low, middle and high layers).
   std::vector<int> capture_layers;
+  // SpeContext: layers [0, dense_layers) attend to every position even in rows with
+  // sparse_positions (layer 0's attention is spread over the whole context: docs/specontext.md).
+  int dense_layers = 0;
 };
 
 // One row of logits l, as far as sampling needs it.

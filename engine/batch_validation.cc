@@ -88,6 +88,9 @@ Status ValidateBatch(const BatchStep& batch, const ModelConfig& config, const Kv
                              std::to_string(config.num_layers) + "]");
     }
   }
+  if (batch.dense_layers < 0) {
+    return InvalidArgument("dense_layers " + std::to_string(batch.dense_layers) + " is negative");
+  }
   for (size_t s = 0; s < batch.sequences.size(); ++s) {
     const SequenceStep& seq = batch.sequences[s];
     const std::string where = "sequence " + std::to_string(s) + ": ";

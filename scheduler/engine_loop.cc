@@ -193,8 +193,12 @@ void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
                        w.seq->tokens.begin() + w.seq->num_cached + w.num_tokens);
     batch.sequences.push_back(std::move(step));
   }
-  if (options_.planner != nullptr) PlanStep(work, batch);
   StepStats stats;
+  if (options_.planner != nullptr) {
+    const SpecontextCounters before = options_.planner->counters();
+    PlanStep(work, batch);
+    stats.specontext = options_.planner->counters() - before;
+  }
   for (size_t row = 0; row < work.size(); ++row) {
     const ScheduledWork& w = work[row];
     batch.sequences[row].seq_id = w.seq->seq_id;

@@ -7,6 +7,7 @@
 
 #include "engine/model_runner.h"
 #include "engine/sampler/sampler.h"
+#include "engine/specontext/step_planner.h"
 #include "scheduler/sequence.h"
 
 namespace specontext {
@@ -17,7 +18,8 @@ struct StepStats {
   int prefill_tokens = 0;
   int decode_tokens = 0;
   double step_seconds = 0.0;
-  ElasticLoadStats elastic;  // this step's copies into GPU slots (offloaded sparse rows)
+  ElasticLoadStats elastic;       // this step's copies into GPU slots (offloaded sparse rows)
+  SpecontextCounters specontext;  // this step's retrieval: how its decode rows ran, head time
 };
 
 class EngineObserver {

@@ -18,10 +18,18 @@ void AddAttentionOptions(CLI::App* cmd, std::string* attention, ServingModelOpti
                   "First positions every sparse step keeps")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24))
       ->capture_default_str();
+  cmd->add_option("--sparse-window", model->specontext.recent_window,
+                  "Most recent positions every sparse step keeps, its own included")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))
+      ->capture_default_str();
   cmd->add_option("--dense-fallback-mass", model->specontext.fallback_mass_threshold,
                   "A sparse step whose selection carries less of the head's attention mass runs "
                   "dense (0: never)")
       ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--sparse-dense-layers", model->specontext.dense_layers,
+                  "The first N layers attend to every position in sparse steps")
+      ->check(CLI::Range(0, 4096))
       ->capture_default_str();
   cmd->add_option("--retrieval-hidden", model->specontext.hidden_input,
                   "An EAGLE-3 retrieval head reads the target's hidden states (false: zeros)")

@@ -147,6 +147,7 @@ void AddBenchCommand(CLI::App& app) {
     std::vector<int> prefill_lens, batches, contexts;
     int steps = 20;
     int sparse_budget = 0;
+    int sparse_dense_layers = 0;
     int summary_top_k = 1;
     double gpu_memory_gib = 0;
     double reselect = 0.1;
@@ -170,6 +171,9 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--sparse-budget", options->sparse_budget,
                   "also time SpeContext decode with B positions per KV head (0: dense only)")
       ->check(CLI::Range(0, 1 << 24));
+  cmd->add_option("--sparse-dense-layers", options->sparse_dense_layers,
+                  "sparse steps still attend to every position in the first N layers")
+      ->check(CLI::Range(0, 4096));
   cmd->add_option("--summary-top-k", options->summary_top_k,
                   "decode steps return logits summaries with this many top tokens, as serving "
                   "does (1: greedy, 1024: sampled; 0: whole rows only)")
@@ -192,6 +196,7 @@ void AddBenchCommand(CLI::App& app) {
                                .contexts = options->contexts,
                                .steps = options->steps,
                                .sparse_budget = options->sparse_budget,
+                               .sparse_dense_layers = options->sparse_dense_layers,
                                .summary_top_k = options->summary_top_k,
                                .reselect = options->reselect};
       if (options->gpu_memory_gib > 0) {

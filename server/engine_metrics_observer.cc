@@ -49,6 +49,13 @@ void EngineMetricsObserver::OnStep(const StepStats& stats) {
     metrics_->SetElasticLoadHitRatio(static_cast<double>(e.positions_reused) /
                                      static_cast<double>(listed));
   }
+  const SpecontextCounters& s = stats.specontext;
+  if (s.decode_steps > 0) {
+    metrics_->ObserveRetrievalTime(s.retrieval_seconds);
+    metrics_->AddDecodeRows("sparse", s.sparse_steps);
+    metrics_->AddDecodeRows("short", s.short_steps);
+    metrics_->AddDecodeRows("dense_fallback", s.fallback_steps);
+  }
 }
 
 void EngineMetricsObserver::OnFirstToken(const Sequence& seq) {

@@ -85,6 +85,15 @@ ServingMetrics::ServingMetrics(std::string model_name)
                              "Fraction of retrieved KV positions already resident on the GPU.");
   retrieval_ = histogram("specontext_retrieval_seconds", "Retrieval head time per decode step.",
                          kRetrievalBuckets);
+  decode_rows_family_ = &prom::BuildCounter()
+                             .Name("specontext_decode_rows_total")
+                             .Help(
+                                 "SpeContext decode rows by how they attended: sparse, short "
+                                 "(context within the budget) or dense_fallback.")
+                             .Register(reg);
+  for (const char* attention : {"sparse", "short", "dense_fallback"}) {
+    decode_rows_family_->Add({{"model_name", model_name_}, {"attention", attention}});
+  }
   layers_offloaded_ = gauge("specontext_layers_offloaded", "Layers whose KV is offloaded.");
   decisions_family_ = &prom::BuildCounter()
                            .Name("specontext_memory_decisions_total")
@@ -113,6 +122,11 @@ void ServingMetrics::SetKvTier(std::string_view tier, int64_t bytes, int64_t tok
 void ServingMetrics::AddMemoryDecisions(std::string_view decision, int64_t count) {
   decisions_family_->Add({{"model_name", model_name_}, {"decision", std::string(decision)}})
       .Increment(static_cast<double>(count));
+}
+
+void ServingMetrics::AddDecodeRows(std::string_view attention, int64_t rows) {
+  decode_rows_family_->Add({{"model_name", model_name_}, {"attention", std::string(attention)}})
+      .Increment(static_cast<double>(rows));
 }
 
 std::string ServingMetrics::Scrape() const {

@@ -52,6 +52,8 @@ class ServingMetrics {
   void AddPrefetchBytes(int64_t bytes) { prefetch_bytes_->Increment(static_cast<double>(bytes)); }
   void SetElasticLoadHitRatio(double ratio) { elastic_hit_ratio_->Set(ratio); }
   void ObserveRetrievalTime(double seconds) { retrieval_->Observe(seconds); }
+  // SpeContext decode rows by how they attended ("sparse", "short": S <= B, "dense_fallback").
+  void AddDecodeRows(std::string_view attention, int64_t rows);
   void SetLayersOffloaded(int layers) { layers_offloaded_->Set(layers); }
   // The memory manager's decisions by kind ("admit", "defer", "reject", "demote", "promote",
   // "spill"); a count of zero makes the series visible before the first decision.
@@ -85,6 +87,7 @@ class ServingMetrics {
   prometheus::Counter* prefetch_bytes_;
   prometheus::Gauge* elastic_hit_ratio_;
   prometheus::Histogram* retrieval_;
+  prometheus::Family<prometheus::Counter>* decode_rows_family_;
   prometheus::Gauge* layers_offloaded_;
   prometheus::Family<prometheus::Counter>* decisions_family_;
 };

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdio>
@@ -65,9 +66,11 @@ ServingModelOptions ModelOptions(const ServeConfig& config, EngineMetricsObserve
   options.specontext.server_mode = config.attention;
   options.specontext.budget = config.sparse_budget;
   options.specontext.sink_tokens = config.sparse_sinks;
-  options.specontext.recent_window = config.sparse_window;
+  // Every list ends with the token's own position, so 0 (the default) keeps just that, as 1 does.
+  options.specontext.recent_window = std::max<int64_t>(1, config.sparse_window);
   options.specontext.hidden_input = config.retrieval_hidden;
   options.specontext.fallback_mass_threshold = config.dense_fallback_mass;
+  options.specontext.dense_layers = config.sparse_dense_layers;
   return options;
 }
 

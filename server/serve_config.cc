@@ -270,6 +270,13 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, ServeConfig* c) {
          return SetFraction(v, &c->dense_fallback_mass);
        }},
+      {"sparse_dense_layers",
+       "SpeContext: the first N layers attend to every position in sparse steps (layer 0 spreads "
+       "its attention over the whole context)",
+       [](const std::string& v, ServeConfig* c) {
+         return SetInteger<int, 0, 4096>(v, &c->sparse_dense_layers);
+       }},
+
   };
   return settings;
 }

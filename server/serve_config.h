@@ -57,6 +57,7 @@ struct ServeConfig {
   int64_t sparse_window = 0;         // most recent positions always kept
   bool retrieval_hidden = true;      // the head reads the target's hidden states (EAGLE-3)
   double dense_fallback_mass = 0.0;  // a step whose selection carries less runs dense; 0: never
+  int sparse_dense_layers = 0;       // the first N layers attend densely in sparse steps
 };
 
 // Reads one environment variable; nullopt when unset.

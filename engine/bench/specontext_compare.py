@@ -51,6 +51,8 @@ def main():
     ap.add_argument("--hf-batches", default="1,4,8")
     ap.add_argument("--contexts", default="16384,32768")
     ap.add_argument("--budget", type=int, default=2048)
+    ap.add_argument("--dense-layers", type=int, default=0,
+                    help="sparse steps attend densely in the first N layers")
     ap.add_argument("--gpu-gib", type=float, default=76)
     ap.add_argument("--reselect", type=float, default=0.1)
     ap.add_argument("--steps", type=int, default=10)
@@ -64,7 +66,8 @@ def main():
     results = {"args": vars(args), "offloaded": [], "resident": [], "hf": {}}
     for r in batches:  # one process per R: a failing point loses no other
         rep = bench(args.specontext, args.preset, [r], contexts,
-                    steps + ["--sparse-budget", str(args.budget), "--gpu-memory-gib",
+                    steps + ["--sparse-budget", str(args.budget),
+                             "--sparse-dense-layers", str(args.dense_layers), "--gpu-memory-gib",
                              str(args.gpu_gib), "--reselect", str(args.reselect)])
         results["offloaded"] += rep["decode"] if rep else []
         rep = bench(args.specontext, args.preset, [r], contexts, steps)

@@ -48,10 +48,7 @@ CpuModelRunner::Rows CpuModelRunner::Pack(const BatchStep& batch) const {
     const int n = static_cast<int>(seq.tokens.size());
     const int first = static_cast<int>(rows.sequence.size());
     rows.spans.push_back(
-        {.first_row = first,
-         .num_tokens = n,
-         .start_position = seq.start_position,
-         .sparse = seq.sparse_positions.empty() ? nullptr : &seq.sparse_positions});
+        {.first_row = first, .num_tokens = n, .start_position = seq.start_position});
     for (int i = 0; i < n; ++i) {
       if (seq.all_logits || i == n - 1) rows.logit_rows.push_back(first + i);
       rows.sequence.push_back(static_cast<int>(s));
@@ -92,13 +89,14 @@ void CpuModelRunner::PrepareAttention(int layer, const BatchStep& batch, const R
   });
 }
 
-void CpuModelRunner::ProbeSparseRows(int layer, const Rows& rows, const AttentionShape& shape,
-                                     const float* qkv) const {
+void CpuModelRunner::ProbeSparseRows(int layer, const BatchStep& batch, const Rows& rows,
+                                     const AttentionShape& shape, const float* qkv) const {
   const int width = config_.q_size() + 2 * config_.kv_size();
   std::vector<float> weights;
   for (size_t s = 0; s < rows.spans.size(); ++s) {
     const AttentionSpan& span = rows.spans[s];
-    if (span.sparse == nullptr) continue;
+    const std::vector<std::vector<int32_t>>& lists = batch.sequences[s].sparse_positions;
+    if (lists.empty()) continue;
     DenseAttentionWeights(pool_, layout_, shape, span, qkv, width, weights);
     probe_->Observe({.sequence = static_cast<int>(s),
                      .layer = layer,
@@ -106,7 +104,8 @@ void CpuModelRunner::ProbeSparseRows(int layer, const Rows& rows, const Attentio
                      .num_heads = config_.num_heads,
                      .num_kv_heads = config_.num_kv_heads,
                      .dense_weights = weights,
-                     .attended = *span.sparse});
+                     .attended = lists,
+                     .dense_layer = layer < batch.dense_layers});
   }
 }
 
@@ -147,11 +146,15 @@ Status CpuModelRunner::Step(const BatchStep& batch, StepOutput* out) {
     capture(layer);
     RmsNorm(x.data(), w.input_norm.data(), normed.data(), rows, hidden, eps);
     PrepareAttention(layer, batch, packed, normed.data(), qkv);
+    const bool dense_layer = layer < batch.dense_layers;
     for (size_t s = 0; s < packed.spans.size(); ++s) {
-      packed.spans[s].blocks = &batch.sequences[s].block_table[layer];
+      const SequenceStep& seq = batch.sequences[s];
+      packed.spans[s].blocks = &seq.block_table[layer];
+      packed.spans[s].sparse =
+          dense_layer || seq.sparse_positions.empty() ? nullptr : &seq.sparse_positions;
     }
     PagedAttention(pool_, layout_, shape, packed.spans, qkv.data(), width, attn.data());
-    if (probe_ != nullptr) ProbeSparseRows(layer, packed, shape, qkv.data());
+    if (probe_ != nullptr) ProbeSparseRows(layer, batch, packed, shape, qkv.data());
     MatmulNT(pool_, attn.data(), w.o.data(), delta.data(), rows, hidden, config_.q_size());
     AddInPlace(x.data(), delta.data(), x.size());
 

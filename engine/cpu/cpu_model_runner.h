@@ -61,8 +61,8 @@ class CpuModelRunner : public ModelRunner {
   void PrepareAttention(int layer, const BatchStep& batch, const Rows& rows, const float* normed,
                         std::vector<float>& qkv) const;
   // Shows the probe this layer's sparse decode rows.
-  void ProbeSparseRows(int layer, const Rows& rows, const AttentionShape& shape,
-                       const float* qkv) const;
+  void ProbeSparseRows(int layer, const BatchStep& batch, const Rows& rows,
+                       const AttentionShape& shape, const float* qkv) const;
 
   ModelConfig config_;
   KvLayout layout_;

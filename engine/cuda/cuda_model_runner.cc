@@ -202,22 +202,24 @@ Status CudaModelRunner::AttendAll(int layer, const StepShape& shape) {
   const PagedKv kv = LayerKv(layer, shape);
   const float scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
   if (shape.decode > 0) {
-    const ElasticLayerView slots = elastic_.View(layer);
-    const DecodeAttentionArgs args{
-        .q = qkv,
-        .out = attn,
-        .q_stride = width,
-        .out_stride = q_size,
-        .batch = shape.decode,
-        .num_q_heads = config_.num_heads,
-        .scale = scale,
-        .seq_lens = in.seq_lens,
-        .indices = sparse_shape_.index_stride > 0 ? sparse_inputs_.indices() : nullptr,
-        .index_counts = sparse_inputs_.counts(),
-        .index_stride = sparse_shape_.index_stride,
-        .slot_rows = slots.slot_rows,
-        .slot_indices = slots.slot_lists};
-    SPC_RETURN_IF_ERROR(DecodeAttention(args, kv, decode_plan_, ws_.attention.data(), stream_));
+    const bool sparse = sparse_shape_.index_stride > 0 && layer >= dense_layers_;
+    const ElasticLayerView slots = sparse ? elastic_.View(layer) : ElasticLayerView{};
+    const DecodeAttentionArgs args{.q = qkv,
+                                   .out = attn,
+                                   .q_stride = width,
+                                   .out_stride = q_size,
+                                   .batch = shape.decode,
+                                   .num_q_heads = config_.num_heads,
+                                   .scale = scale,
+                                   .seq_lens = in.seq_lens,
+                                   .indices = sparse ? sparse_inputs_.indices() : nullptr,
+                                   .index_counts = sparse_inputs_.counts(),
+                                   .index_stride = sparse_shape_.index_stride,
+                                   .slot_rows = slots.slot_rows,
+                                   .slot_indices = slots.slot_lists};
+    SPC_RETURN_IF_ERROR(DecodeAttention(
+        args, kv, sparse || sparse_shape_.index_stride == 0 ? decode_plan_ : dense_plan_,
+        ws_.attention.data(), stream_));
   }
   if (shape.prefill > 0) {
     PagedKv prefill_kv = kv;
@@ -406,6 +408,7 @@ Status CudaModelRunner::RunDecodeGraph(const StepShape& shape, int first_layer, 
                      first_layer,
                      end_layer,
                      elastic_.first_layer(),
+                     dense_layers_,
                      capture_layers_};
   auto found = graphs_.find(key);
   // Captured on the second sighting: cuBLAS has picked its kernels and the workspace is sized.
@@ -480,6 +483,8 @@ Status CudaModelRunner::RunStep(const BatchStep& batch, StepOutput* out) {
   SPC_ASSIGN_OR_RETURN(sparse_shape_,
                        sparse_inputs_.Pack(batch, config_.num_kv_heads, shape.decode,
                                            graph_batch > 0 ? kMinGraphContext : 0, graph_context));
+  dense_layers_ =
+      sparse_shape_.index_stride > 0 ? std::min(batch.dense_layers, config_.num_layers) : 0;
   const int rows = shape.decode + shape.prefill;
   SPC_RETURN_IF_ERROR(tables_.Stage(batch, shape.order, rows));
   SPC_RETURN_IF_ERROR(elastic_.Fill(tables_.slot_ranges(), rows, shape.slot_block,
@@ -493,7 +498,13 @@ Status CudaModelRunner::RunStep(const BatchStep& batch, StepOutput* out) {
         sparse_shape_.index_stride > 0 ? sparse_shape_.max_attend : shape.max_context;
     SPC_ASSIGN_OR_RETURN(decode_plan_, PlanDecodeAttention(LayerKv(0, shape), shape.decode,
                                                            config_.num_heads, attend));
-    SPC_RETURN_IF_ERROR(EnsureAttentionWorkspace(decode_plan_.workspace_bytes));
+    size_t workspace = decode_plan_.workspace_bytes;
+    if (dense_layers_ > 0) {
+      SPC_ASSIGN_OR_RETURN(dense_plan_, PlanDecodeAttention(LayerKv(0, shape), shape.decode,
+                                                            config_.num_heads, shape.max_context));
+      workspace = std::max(workspace, dense_plan_.workspace_bytes);
+    }
+    SPC_RETURN_IF_ERROR(EnsureAttentionWorkspace(workspace));
   }
   SPC_RETURN_IF_ERROR(inputs_.Upload(stream_));
   SPC_RETURN_IF_ERROR(

@@ -87,6 +87,7 @@ class CudaModelRunner : public ModelRunner {
     int first_layer = 0;   // the graph runs layers [first_layer, end_layer), the LM head after
     int end_layer = 0;     // the last
     int slot_layer = 0;    // layers from here on wait on slot copies (ElasticKv::first_layer)
+    int dense_layers = 0;  // layers below it attend densely in sparse rows too
     std::vector<int> capture_layers;
     auto operator<=>(const GraphKey&) const = default;
   };
@@ -139,6 +140,10 @@ class CudaModelRunner : public ModelRunner {
   ElasticKv elastic_;
   DeviceBlockTables tables_;
   DecodeAttentionPlan decode_plan_;
+  // BatchStep::dense_layers of a step with sparse rows (0 otherwise), and the plan those
+  // layers attend with: cut for the whole context rather than the lists.
+  int dense_layers_ = 0;
+  DecodeAttentionPlan dense_plan_;
   std::vector<int> capture_layers_;  // this step's BatchStep::capture_layers
   LogitsSummarizer summarizer_;
   int summarised_rows_ = 0;  // rows of ws_.logits_f32 that LogitsRow may read

@@ -185,6 +185,7 @@ Status CudaSpecontextPlanner::Plan(std::span<const PlanRow> rows, BatchStep* bat
     return InvalidArgument("specontext planner: one plan row per batch sequence is required");
   }
   const auto start = std::chrono::steady_clock::now();
+  batch->dense_layers = options_.dense_layers;
   // Prepare sizes the head caches before their positions are projected: a failure later in the
   // step must not leave them claiming positions that hold no K.
   std::vector<int64_t> projected(rows.size());

@@ -12,14 +12,20 @@ namespace {
 
 constexpr int kMaxThreads = 12;  // diffs and gathers; leaves cores to the engine and I/O threads
 
-bool Offloads(const SequenceStep& step) {
-  return step.tokens.size() == 1 && !step.sparse_positions.empty() && step.seq_id != 0 &&
-         std::any_of(step.host_layers.begin(), step.host_layers.end(),
-                     [](uint8_t h) { return h != 0; });
+// Whether the row reads `layer` through GPU slots: a sparse decode row whose copy of that layer
+// lives in host memory, past the layers that attend densely (those read the host blocks in
+// place).
+bool SlotLayer(const SequenceStep& step, int layer, int dense_layers) {
+  return layer >= dense_layers && layer < static_cast<int>(step.host_layers.size()) &&
+         step.host_layers[layer] != 0;
 }
 
-bool HostLayer(const SequenceStep& step, int layer) {
-  return layer < static_cast<int>(step.host_layers.size()) && step.host_layers[layer] != 0;
+bool Offloads(const SequenceStep& step, int dense_layers) {
+  if (step.tokens.size() != 1 || step.sparse_positions.empty() || step.seq_id == 0) return false;
+  for (int layer = dense_layers; layer < static_cast<int>(step.host_layers.size()); ++layer) {
+    if (SlotLayer(step, layer, dense_layers)) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -49,7 +55,7 @@ Result<ElasticKv::SequenceSlots*> ElasticKv::SlotsFor(const SequenceStep& step, 
   const size_t bytes =
       static_cast<size_t>(slots->map.capacity() / layout_.block_tokens) * layout_.BlockBytes();
   for (int layer = 0; layer < layout_.num_layers; ++layer) {
-    if (!HostLayer(step, layer)) {
+    if (!SlotLayer(step, layer, dense_layers_)) {
       slots->loaded[layer] = 0;  // back on the GPU; a later offload copies everything again
       continue;
     }
@@ -79,11 +85,12 @@ size_t ElasticKv::SlotBytes() const {
 Result<int> ElasticKv::Plan(const BatchStep& batch) {
   plans_.clear();
   active_ = false;
+  dense_layers_ = batch.dense_layers;
   int slot_blocks = 0, row = 0;
   for (const SequenceStep& step : batch.sequences) {
     if (step.tokens.size() != 1) continue;
     const int decode_row = row++;
-    if (!Offloads(step)) continue;
+    if (!Offloads(step, dense_layers_)) continue;
     size_t longest = 0;
     for (const auto& list : step.sparse_positions) longest = std::max(longest, list.size());
     const int capacity =
@@ -131,7 +138,7 @@ Result<int> ElasticKv::Plan(const BatchStep& batch) {
   for (RowPlan& plan : plans_) {
     plan.whole.assign(layout_.num_layers, 0);
     for (int layer = 0; layer < layout_.num_layers; ++layer) {
-      if (!HostLayer(*plan.step, layer)) continue;
+      if (!SlotLayer(*plan.step, layer, dense_layers_)) continue;
       plan.whole[layer] = !plan.slots->loaded[layer];
       plan.slots->loaded[layer] = 1;
     }
@@ -188,7 +195,7 @@ Status ElasticKv::Fill(std::span<SlotRange> slot_ranges, int rows, int slot_bloc
   for (int layer = 0; layer < layers; ++layer) {
     for (size_t p = 0; p < plans_.size(); ++p) {
       const RowPlan& plan = plans_[p];
-      if (!HostLayer(*plan.step, layer)) continue;
+      if (!SlotLayer(*plan.step, layer, dense_layers_)) continue;
       first_layer_ = std::min(first_layer_, layer);
       flags[static_cast<size_t>(layer) * max_sequences_ + plan.row] = 1;
       const int2 range = plan.whole[layer] ? wholes[p] : diffs[p];

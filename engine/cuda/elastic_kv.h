@@ -104,6 +104,7 @@ class ElasticKv {
   std::vector<DeviceBuffer> spare_;  // freed slot blocks of one capacity, reused first
   std::vector<RowPlan> plans_;
   bool active_ = false;
+  int dense_layers_ = 0;  // the planned batch's BatchStep::dense_layers
 
   // Staging: [flags: layers x max_sequences][lists], mirrored on the device.
   PinnedBuffer host_;

@@ -60,6 +60,11 @@ Result<Timed> TimeReselecting(CudaModelRunner& runner, BatchStep& batch, double 
 
 }  // namespace
 
+double SparseLayerPositions(int layers, int budget, int context, int dense_layers) {
+  const int dense = std::clamp(dense_layers, 0, layers);
+  return double(layers - dense) * budget + double(dense) * context;
+}
+
 Result<OffloadPoint> BenchOffloaded(CudaModelRunner& runner, int batch, int context,
                                     const OffloadOptions& o) {
   const ModelConfig& c = runner.config();
@@ -80,6 +85,7 @@ Result<OffloadPoint> BenchOffloaded(CudaModelRunner& runner, int batch, int cont
   for (SequenceStep& step : pool.batch.sequences) {
     SetSparsePositions(o.budget, layout.num_kv_heads, &step);
   }
+  pool.batch.dense_layers = o.dense_layers;
   SPC_ASSIGN_OR_RETURN(std::vector<double> in_place, TimeSteps(runner, pool.batch, 3, o.steps));
   p.sparse_in_place_ms = Median(in_place);
 
@@ -96,10 +102,17 @@ Result<OffloadPoint> BenchOffloaded(CudaModelRunner& runner, int batch, int cont
       static_cast<double>(moving.stats.positions_loaded + moving.stats.positions_reused);
   p.loaded_fraction = listed > 0 ? moving.stats.positions_loaded / listed : 0;
   p.copied_bytes_per_step = static_cast<double>(moving.stats.bytes_copied) / o.steps;
-  p.reload_bytes_per_step = double(batch) * (o.budget - 1) * (layers - g) * layer_token;
+  const int dense_layers = std::min(o.dense_layers, layers);
+  p.reload_bytes_per_step =
+      double(batch) * (o.budget - 1) * (layers - std::max(g, dense_layers)) * layer_token;
+  // Dense layers below g read HBM; those above it read the host blocks over the link.
+  const double hbm_positions = SparseLayerPositions(layers, o.budget, context, dense_layers) -
+                               double(std::max(0, dense_layers - g)) * context;
+  const double link_bytes = p.copied_bytes_per_step +
+                            double(batch) * std::max(0, dense_layers - g) * context * layer_token;
   p.elastic_roofline_ms =
-      std::max((o.step_weights + double(batch) * o.budget * layers * layer_token) / hbm,
-               p.copied_bytes_per_step / link) *
+      std::max((o.step_weights + double(batch) * hbm_positions * layer_token) / hbm,
+               link_bytes / link) *
       1e3;
   for (SequenceStep& step : pool.batch.sequences) runner.ReleaseSequence(step.seq_id);
   return p;

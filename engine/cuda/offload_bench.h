@@ -15,6 +15,7 @@ namespace specontext::cuda {
 struct OffloadOptions {
   int gpu_layers = 0;
   int budget = 0;         // B
+  int dense_layers = 0;   // sparse steps attend densely in layers [0, dense_layers)
   double reselect = 0.1;  // fraction of each list replaced by new positions every step
   int steps = 20;
   double step_weights = 0;      // bytes of weights a decode step reads
@@ -35,6 +36,10 @@ struct OffloadPoint {
   double dense_roofline_ms = 0;      // max(HBM time, host-link time), overlapped
   double elastic_roofline_ms = 0;
 };
+
+// Positions one sparse step of one request reads, summed over layers: B in each sparse layer,
+// the whole context in the dense ones.
+double SparseLayerPositions(int layers, int budget, int context, int dense_layers);
 
 Result<OffloadPoint> BenchOffloaded(CudaModelRunner& runner, int batch, int context,
                                     const OffloadOptions& options);

@@ -81,6 +81,7 @@ Status TimeOffloadedPoint(CudaModelRunner& runner, const BenchOptions& options,
   SPC_ASSIGN_OR_RETURN(p->offload, BenchOffloaded(runner, p->batch, p->context,
                                                   {.gpu_layers = gpu_layers,
                                                    .budget = options.sparse_budget,
+                                                   .dense_layers = options.sparse_dense_layers,
                                                    .reselect = options.reselect,
                                                    .steps = options.steps,
                                                    .step_weights = step_weights,
@@ -199,6 +200,7 @@ Result<BenchReport> RunBench(const Model& model, const BenchOptions& options) {
         for (SequenceStep& step : pool.batch.sequences) {
           SetSparsePositions(budget, layout.num_kv_heads, &step);
         }
+        pool.batch.dense_layers = options.sparse_dense_layers;
         SPC_ASSIGN_OR_RETURN(std::vector<double> sparse_ms,
                              TimeSteps(*runner, pool.batch, 3, options.steps));
         p.sparse_step_ms = Median(sparse_ms);
@@ -206,7 +208,10 @@ Result<BenchReport> RunBench(const Model& model, const BenchOptions& options) {
         // The selection runs once per step, before layer 0, so it adds to the sparse step.
         p.sparse_tokens_per_s = batch / ((p.sparse_step_ms + p.select_ms) * 1e-3);
         p.sparse_speedup = p.step_ms / (p.sparse_step_ms + p.select_ms);
-        p.sparse_bytes = step_weights + double(batch) * budget * layout.TokenBytes();
+        p.sparse_bytes = step_weights + double(batch) *
+                                            SparseLayerPositions(layout.num_layers, budget, context,
+                                                                 options.sparse_dense_layers) *
+                                            layout.TokenBytes() / layout.num_layers;
         p.sparse_roofline_ms = p.sparse_bytes / report.copy_bytes_per_s * 1e3;
         p.sparse_ran = true;
       }

@@ -20,8 +20,9 @@ struct BenchOptions {
   std::vector<int> prefill_lens;
   std::vector<int> batches;
   std::vector<int> contexts;
-  int steps = 20;         // timed decode steps per point (prefill: a third, at least 2)
-  int sparse_budget = 0;  // B > 0: also time sparse decode where S > B
+  int steps = 20;               // timed decode steps per point (prefill: a third, at least 2)
+  int sparse_budget = 0;        // B > 0: also time sparse decode where S > B
+  int sparse_dense_layers = 0;  // sparse steps still attend densely in layers [0, N)
   // Decode steps return a summary of each logits row with this many top tokens, as serving asks
   // (1: greedy; sampled rows ask for 1024); each point is also timed with whole rows.
   int summary_top_k = 1;
@@ -56,7 +57,7 @@ struct DecodePoint {
   double select_ms = 0;            // GPU selection over the head's K cache (device time)
   double sparse_tokens_per_s = 0;  // batch over sparse step plus selection
   double sparse_speedup = 0;       // dense step over sparse step plus selection
-  double sparse_bytes = 0;         // weights once + K/V of batch × B positions
+  double sparse_bytes = 0;         // weights once + K/V of batch × B positions (S in dense layers)
   double sparse_roofline_ms = 0;   // sparse_bytes over the copy bandwidth
   bool offloaded = false;          // timed with BenchOptions::gpu_layers
   OffloadPoint offload;

@@ -18,6 +18,9 @@ Status ValidatePlannerOptions(const SpecontextPlannerOptions& options) {
   if (!(options.fallback_mass_threshold >= 0.0 && options.fallback_mass_threshold <= 1.0)) {
     return InvalidArgument("specontext planner: fallback_mass_threshold must be in [0, 1]");
   }
+  if (options.dense_layers < 0) {
+    return InvalidArgument("specontext planner: dense_layers must be >= 0");
+  }
   return Status::Ok();
 }
 

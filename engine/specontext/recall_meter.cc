@@ -32,8 +32,8 @@ void RecallMeter::Observe(const SparseAttentionSample& sample) {
     return;
   }
   const int group = sample.num_heads / sample.num_kv_heads;
-  std::vector<double> mass(sample.num_heads, 0.0);
-  for (int head = 0; head < sample.num_heads; ++head) {
+  std::vector<double> mass(sample.num_heads, sample.dense_layer ? 1.0 : 0.0);
+  for (int head = 0; head < sample.num_heads && !sample.dense_layer; ++head) {
     const float* weights = sample.dense_weights.data() + head * stride;
     for (int32_t position : sample.attended[head / group]) {
       if (position >= 0 && position < stride) mass[head] += weights[position];

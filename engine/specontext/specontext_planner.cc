@@ -27,6 +27,7 @@ Status SpecontextPlanner::Plan(std::span<const PlanRow> rows, BatchStep* batch) 
     return InvalidArgument("specontext planner: one plan row per batch sequence is required");
   }
   const auto start = std::chrono::steady_clock::now();
+  batch->dense_layers = options_.dense_layers;
   Status status;
   for (size_t i = 0; i < rows.size() && status.ok(); ++i) {
     status = PlanSequence(rows[i], batch->sequences[i]);

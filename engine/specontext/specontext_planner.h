@@ -29,6 +29,8 @@ struct SpecontextPlannerOptions {
   // A decode step whose selected attention mass (Selection::selected_mass) is below this runs
   // dense; 0 disables the fallback.
   double fallback_mass_threshold = 0.0;
+  // The first N target layers attend densely in sparse rows (BatchStep::dense_layers).
+  int dense_layers = 0;
   // An EAGLE-3 head reads the target's fused hidden states of the previous position (the input
   // it was trained with); false gives it zeros there. Applied when the head is loaded
   // (RetrievalHeadOptions::load_hidden_path).

@@ -50,6 +50,18 @@ struct SpecontextCounters {
   double retrieval_seconds = 0.0;  // wall time of projection and selection
 };
 
+// What changed between two readings of the counters.
+inline SpecontextCounters operator-(const SpecontextCounters& a, const SpecontextCounters& b) {
+  return {.decode_steps = a.decode_steps - b.decode_steps,
+          .sparse_steps = a.sparse_steps - b.sparse_steps,
+          .short_steps = a.short_steps - b.short_steps,
+          .fallback_steps = a.fallback_steps - b.fallback_steps,
+          .positions_selected = a.positions_selected - b.positions_selected,
+          .tokens_projected = a.tokens_projected - b.tokens_projected,
+          .selected_mass_sum = a.selected_mass_sum - b.selected_mass_sum,
+          .retrieval_seconds = a.retrieval_seconds - b.retrieval_seconds};
+}
+
 class StepPlanner {
  public:
   virtual ~StepPlanner() = default;

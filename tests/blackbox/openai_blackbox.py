@@ -51,6 +51,12 @@ def http(server, method, path, body=None, key=API_KEY, raw=None):
         return error.code, error.headers, error.read().decode()
 
 
+def metrics_text(server):
+    status, _, text = http(server, "GET", "/metrics")
+    check(status == 200, f"/metrics {status}")
+    return text
+
+
 def metric(text, name, labels=""):
     """Sum of the samples of `name` whose labels contain `labels`."""
     total = 0.0
@@ -316,9 +322,7 @@ class Suite:
         return json.loads(text)
 
     def metrics(self):
-        status, _, text = http(self.server, "GET", "/metrics")
-        check(status == 200, f"/metrics {status}")
-        return text
+        return metrics_text(self.server)
 
 
 def test_sigterm_drains(server):
@@ -362,6 +366,37 @@ def test_full_queue_answers_429(binary):
         server.kill()
 
 
+def test_specontext_serving(binary):
+    """A server in specontext mode with the shipped retrieval head (default settings but a budget
+    shorter than the prompt, and layer 0 dense): decode steps run sparse, a request may ask for
+    dense, and a budget covering the prompt gives dense attention's greedy text exactly."""
+    head = Path(__file__).resolve().parents[2] / "models" / "SmolLM2-135M-Instruct-eagle3"
+    server = Server(binary, ["--attention", "specontext", "--draft-model", str(head),
+                             "--sparse-budget", "32", "--sparse-dense-layers", "1"])
+    try:
+        client = openai.OpenAI(base_url=server.base_url + "/v1", api_key=API_KEY, max_retries=0)
+        prompt = ("The museum opened in the spring. Its first hall shows maps of the old harbour, "
+                  "the second holds ship models, and the third tells how the town grew around "
+                  "the river. Visitors often ask which hall is the oldest. The answer is")
+
+        def complete(**extra):
+            done = client.completions.create(model="SmolLM2-135M-Instruct", prompt=prompt,
+                                             max_tokens=12, temperature=0,
+                                             extra_body={"ignore_eos": True, **extra})
+            return done.choices[0].text
+
+        sparse = complete()
+        check(len(sparse) > 0, "empty sparse completion")
+        scrape = metrics_text(server)
+        sparse_rows = metric(scrape, "specontext_decode_rows_total", 'attention="sparse"')
+        check(sparse_rows >= 11, f"{sparse_rows} sparse decode rows for 12 tokens past B")
+        check(metric(scrape, "specontext_retrieval_seconds_count") > 0, "no retrieval time")
+        dense = complete(attention="dense")
+        check(complete(sparse_budget=4096) == dense, "a budget beyond the prompt must equal dense")
+    finally:
+        server.kill()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -381,6 +416,7 @@ def main():
         checks.append(("test_sigterm_drains", lambda: test_sigterm_drains(server)))
         checks.append(("test_full_queue_answers_429",
                        lambda: test_full_queue_answers_429(args.binary)))
+        checks.append(("test_specontext_serving", lambda: test_specontext_serving(args.binary)))
         for name, run in checks:
             begin = time.monotonic()
             try:

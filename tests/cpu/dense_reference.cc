@@ -55,8 +55,9 @@ void RotateHalf(double* v, int head_dim, int position, double theta) {
   }
 }
 
-// Whether token t may attend to position s through KV head kv_head (beyond causality).
-using Visibility = std::function<bool(int t, int kv_head, int s)>;
+// Whether token t may attend to position s through KV head kv_head in `layer` (beyond
+// causality).
+using Visibility = std::function<bool(int layer, int t, int kv_head, int s)>;
 
 std::vector<double> ReferenceLogits(const Model& model, const std::vector<int32_t>& tokens,
                                     const Visibility& visible) {
@@ -102,7 +103,7 @@ std::vector<double> ReferenceLogits(const Model& model, const std::vector<int32_
         double max_score = -INFINITY;
         for (int s = 0; s <= t; ++s) {
           if (c.sliding_window > 0 && t - s >= c.sliding_window) continue;
-          if (!visible(t, kvh, s)) continue;
+          if (!visible(layer, t, kvh, s)) continue;
           double dot = 0.0;
           for (int i = 0; i < hd; ++i) dot += q[t][head * hd + i] * k[s][kvh * hd + i];
           scores[s] = dot / std::sqrt(static_cast<double>(hd));
@@ -148,14 +149,15 @@ std::vector<double> ReferenceLogits(const Model& model, const std::vector<int32_
 }  // namespace
 
 std::vector<double> DenseReferenceLogits(const Model& model, const std::vector<int32_t>& tokens) {
-  return ReferenceLogits(model, tokens, [](int, int, int) { return true; });
+  return ReferenceLogits(model, tokens, [](int, int, int, int) { return true; });
 }
 
 std::vector<double> MaskedReferenceLogits(const Model& model, const std::vector<int32_t>& tokens,
-                                          const std::vector<std::vector<int32_t>>& last_visible) {
+                                          const std::vector<std::vector<int32_t>>& last_visible,
+                                          int dense_layers) {
   const int last = static_cast<int>(tokens.size()) - 1;
-  return ReferenceLogits(model, tokens, [&](int t, int kv_head, int s) {
-    if (t != last) return true;
+  return ReferenceLogits(model, tokens, [&](int layer, int t, int kv_head, int s) {
+    if (t != last || layer < dense_layers) return true;
     const auto& list = last_visible[kv_head];
     return std::binary_search(list.begin(), list.end(), s);
   });

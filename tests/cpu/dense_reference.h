@@ -15,9 +15,11 @@ namespace specontext::testing {
 // only (the tiny presets); sliding windows, qkv bias, q/k norm and tied embeddings are honoured.
 std::vector<double> DenseReferenceLogits(const Model& model, const std::vector<int32_t>& tokens);
 
-// The same with the last token restricted, in every layer, to `last_visible[kv_head]` (the
-// positions a sparse decode step lists): what a sparse step must reproduce.
+// The same with the last token restricted, in every layer from `dense_layers` on, to
+// `last_visible[kv_head]` (the positions a sparse decode step lists): what a sparse step must
+// reproduce.
 std::vector<double> MaskedReferenceLogits(const Model& model, const std::vector<int32_t>& tokens,
-                                          const std::vector<std::vector<int32_t>>& last_visible);
+                                          const std::vector<std::vector<int32_t>>& last_visible,
+                                          int dense_layers = 0);
 
 }  // namespace specontext::testing

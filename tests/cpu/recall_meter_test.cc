@@ -54,6 +54,19 @@ TEST(RecallMeterTest, SumsSelectedMassPerLayerAndHead) {
   EXPECT_NEAR(s.p50, 0.5, 1e-3);  // two of four samples are 0.5
 }
 
+TEST(RecallMeterTest, ADenseLayerKeepsAllItsMass) {
+  RecallMeter meter;
+  const std::vector<float> weights = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.0f, 0.0f, 0.5f};
+  SparseAttentionSample dense = Sample(0, weights, {{3}});
+  dense.dense_layer = true;
+  meter.Observe(dense);
+  meter.Observe(Sample(1, weights, {{3}}));
+  const RecallSummary s = meter.Summarize();
+  ASSERT_EQ(s.per_layer.size(), 2u);
+  EXPECT_NEAR(s.per_layer[0], 1.0, 1e-6);
+  EXPECT_NEAR(s.per_layer[1], 0.45, 1e-6);
+}
+
 TEST(RecallMeterTest, PercentilesFollowTheDistribution) {
   RecallMeter meter;
   std::mt19937 rng(3);
@@ -117,7 +130,7 @@ class RunnerProbeTest : public ::testing::Test {
 
   // Prefills 23 tokens into two sequences, then decodes sequence 0 densely and sequence 1 with
   // `lists`.
-  StepOutput Run(AttentionProbe* probe, const PositionLists& lists) {
+  StepOutput Run(AttentionProbe* probe, const PositionLists& lists, int dense_layers = 0) {
     auto runner = cpu::CpuModelRunner::Create(*model_, {.block_tokens = 8, .probe = probe});
     EXPECT_TRUE(runner.ok());
     std::vector<testing::PagedKv> kvs;
@@ -133,6 +146,7 @@ class RunnerProbeTest : public ::testing::Test {
       decode.sequences.push_back({.tokens = {7}, .start_position = 23, .block_table = kv.table()});
     }
     decode.sequences[1].sparse_positions = lists;
+    decode.dense_layers = dense_layers;
     EXPECT_TRUE((*runner)->Step(decode, &out).ok());
     return out;
   }
@@ -178,6 +192,15 @@ TEST_F(RunnerProbeTest, MeterReportsFullAndPartialSelections) {
   EXPECT_LT(s.mean, 0.99);
   EXPECT_LE(s.min, s.p1);
   EXPECT_LE(s.p50, s.max);
+
+  // With layer 0 dense, the row attends to everything there and the rest is unchanged.
+  RecallMeter first_dense;
+  Run(&first_dense, few, 1);
+  const RecallSummary d = first_dense.Summarize();
+  ASSERT_EQ(d.per_layer.size(), s.per_layer.size());
+  EXPECT_NEAR(d.per_layer[0], 1.0, 1e-6);
+  EXPECT_LT(s.per_layer[0], 0.99);
+  for (size_t layer = 1; layer < d.per_layer.size(); ++layer) EXPECT_LT(d.per_layer[layer], 0.99);
 }
 
 }  // namespace

@@ -61,7 +61,7 @@ class SparseDecodeTest : public ::testing::TestWithParam<const char*> {
 
   // Prefills all but the last token densely, then decodes the last one with `sparse`.
   std::vector<float> Decode(const std::vector<int32_t>& tokens, PositionLists sparse,
-                            uint32_t kv_seed) {
+                            uint32_t kv_seed, int dense_layers = 0) {
     PagedKv kv(runner_->kv_layout(), kMaxTokens, kv_seed);
     const int last = static_cast<int>(tokens.size()) - 1;
     BatchStep prefill;
@@ -74,6 +74,7 @@ class SparseDecodeTest : public ::testing::TestWithParam<const char*> {
                                 .start_position = last,
                                 .block_table = kv.table(),
                                 .sparse_positions = std::move(sparse)});
+    decode.dense_layers = dense_layers;
     const Status st = runner_->Step(decode, &out);
     EXPECT_TRUE(st.ok()) << st.ToString();
     return out.logits;
@@ -118,6 +119,37 @@ TEST_P(SparseDecodeTest, MatchesDenseReferenceMaskedToTheSamePositions) {
     }
     EXPECT_GT(diff, 1e-4) << "keep " << keep;
   }
+}
+
+// Layers below dense_layers attend to every position, the rest to the lists: the reference
+// masks only the later layers. All layers dense is the dense step exactly.
+TEST_P(SparseDecodeTest, DenseFirstLayersMatchTheReferenceMaskedAfterThem) {
+  const auto tokens = RandomTokens(31, vocab_, 12);
+  const int last = static_cast<int>(tokens.size()) - 1;
+  const PositionLists lists = RandomSelection(kv_heads_, last, 6, 13);
+  const int layers = model_->config.num_layers;
+  ASSERT_GE(layers, 2);
+  std::vector<double> previous;
+  for (int dense_layers = 0; dense_layers < layers; ++dense_layers) {
+    const auto got = Decode(tokens, lists, 30 + dense_layers, dense_layers);
+    const auto reference = testing::MaskedReferenceLogits(*model_, tokens, lists, dense_layers);
+    const std::vector<double> want(reference.end() - vocab_, reference.end());
+    double max_ref = 0.0;
+    for (double v : want) max_ref = std::max(max_ref, std::abs(v));
+    for (int i = 0; i < vocab_; ++i) {
+      ASSERT_NEAR(got[i], want[i], 1e-5 * max_ref + 1e-6)
+          << "dense layers " << dense_layers << " logit " << i;
+    }
+    // Each choice of layers must give another output, or the comparison proves nothing.
+    if (!previous.empty()) {
+      double diff = 0.0;
+      for (int i = 0; i < vocab_; ++i) diff = std::max(diff, std::abs(previous[i] - want[i]));
+      EXPECT_GT(diff, 1e-4);
+    }
+    previous = want;
+  }
+  EXPECT_EQ(Decode(tokens, lists, 40, layers), Decode(tokens, {}, 41));
+  EXPECT_EQ(Decode(tokens, lists, 42, layers + 5), Decode(tokens, {}, 43));
 }
 
 TEST_P(SparseDecodeTest, SparseAndDenseRowsShareABatch) {
@@ -178,6 +210,11 @@ TEST_P(SparseDecodeTest, MalformedListsAreErrors) {
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("KV head " + std::to_string(kv_heads_ - 1)), std::string::npos)
       << st.ToString();
+  BatchStep negative;
+  negative.sequences.push_back(
+      {.tokens = {1}, .start_position = 10, .block_table = kv.table(), .sparse_positions = good});
+  negative.dense_layers = -1;
+  EXPECT_EQ(runner_->Step(negative, &out).code(), StatusCode::kInvalidArgument);
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, SparseDecodeTest,

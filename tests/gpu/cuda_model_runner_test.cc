@@ -136,8 +136,10 @@ TEST_P(CudaRunnerParity, PrefillChunkedPrefillAndDecodeMatchCpu) {
   }
   h.set_summary_top_k(0);
   // SpeContext steps: sequence 0 attends to a random half of its positions per KV head (the
-  // newest always among them), 1 densely, 2 through a list of every position, in one batch.
-  for (int step = 0; step < 12; ++step) {
+  // newest always among them), 1 densely, 2 through a list of every position, in one batch;
+  // from step 12 on, the first layer attends densely in the sparse rows too.
+  for (int step = 0; step < 20; ++step) {
+    h.set_dense_layers(step < 12 ? 0 : 1);
     std::vector<StepPart> parts = {{0, {next[0]}}, {1, {next[1]}}, {2, {next[2]}}};
     for (int s : {0, 2}) {
       const int length = h.position(s) + 1;
@@ -150,7 +152,7 @@ TEST_P(CudaRunnerParity, PrefillChunkedPrefillAndDecodeMatchCpu) {
       }
     }
     ASSERT_TRUE(run(parts));
-    check(logits, "sparse decode");
+    check(logits, step < 12 ? "sparse decode" : "sparse decode, layer 0 dense");
     for (int s = 0; s < 3; ++s) next[s] = ArgMax(logits.cpu, s, vocab);
   }
   std::cout << GetParam().name << ": worst relative error " << worst << ", greedy agreement "

@@ -80,6 +80,18 @@ class ElasticKvTest : public ::testing::Test {
     h_->set_host_layers(host_layers_);
     EXPECT_EQ(logits_.cuda, elastic.cuda) << "step " << step;
   }
+  // A decode step of the three rows: row 0 keeps ~90% of its last 64 positions, row 1 is dense,
+  // row 2 keeps ~70% of 128, or draws all of them afresh with `reselect_row2`.
+  std::vector<StepPart> SparseStep(const std::vector<int32_t>& next, bool reselect_row2 = false) {
+    const int heads = config_.num_kv_heads;
+    std::vector<StepPart> parts = {{0, {next[0]}}, {1, {next[1]}}, {2, {next[2]}}};
+    if (reselect_row2) last2_.clear();
+    last0_ = NextLists(last0_, heads, 64, h_->position(0), 0.9, rng_);
+    last2_ = NextLists(last2_, heads, 128, h_->position(2), 0.7, rng_);
+    parts[0].sparse_positions = last0_;
+    parts[2].sparse_positions = last2_;
+    return parts;
+  }
   // Each sequence's next token: the CPU reference's greedy choice.
   void NextTokens(const ParityLogits& l, std::vector<int32_t>* next) const {
     const int vocab = config_.vocab_size;
@@ -95,6 +107,7 @@ class ElasticKvTest : public ::testing::Test {
   std::vector<uint8_t> host_layers_;
   int host_from_ = 0;
   std::mt19937 rng_{3};
+  std::vector<std::vector<int32_t>> last0_, last2_;  // SparseStep's last lists
   ParityLogits logits_;
 };
 
@@ -103,22 +116,15 @@ TEST_F(ElasticKvTest, SlotsMatchInPlaceAttentionAndCopyOnlyNewPositions) {
   ASSERT_NO_FATAL_FAILURE(Build(0));
   const int layers = config_.num_layers, heads = config_.num_kv_heads, host_from = host_from_;
 
-  std::vector<std::vector<int32_t>> last0, last2;
   std::vector<int32_t> next = {1, 2, 3};
   double worst = 0;
   for (int step = 0; step < 24; ++step) {
-    // Row 0 keeps ~90% of its 64 positions, row 1 is dense, row 2 keeps ~70% of 128 and
-    // changes its selection wholly every eighth step.
+    // Row 2 changes its selection wholly every eighth step.
     if (step == 12) {
       host_layers_[host_from - 1] = 1;  // the memory manager offloads one more layer
       h_->set_host_layers(host_layers_);
     }
-    std::vector<StepPart> parts = {{0, {next[0]}}, {1, {next[1]}}, {2, {next[2]}}};
-    last0 = NextLists(last0, heads, 64, h_->position(0), 0.9, rng_);
-    last2 = NextLists(step % 8 == 7 ? decltype(last2){} : last2, heads, 128, h_->position(2), 0.7,
-                      rng_);
-    parts[0].sparse_positions = last0;
-    parts[2].sparse_positions = last2;
+    const std::vector<StepPart> parts = SparseStep(next, step % 8 == 7);
 
     const ElasticLoadStats before = h_->cuda_runner().elastic_stats();
     ASSERT_TRUE(Run(parts));
@@ -151,6 +157,28 @@ TEST_F(ElasticKvTest, SlotsMatchInPlaceAttentionAndCopyOnlyNewPositions) {
   EXPECT_GT(h_->cuda_runner().graphs_captured(), 0);
 }
 
+// Dense layers that live in host memory are read in place, never through slots: with the
+// first host layer dense, each sparse row loads one layer fewer, and the step still equals the
+// CPU reference and, to the bit, the all-in-place step.
+TEST_F(ElasticKvTest, DenseLayersInHostMemoryAreReadInPlace) {
+  if (ProbeDevices().gpus.empty()) GTEST_SKIP() << "no GPU: " << ProbeDevices().why_no_gpu;
+  ASSERT_NO_FATAL_FAILURE(Build(0));
+  const int layers = config_.num_layers;
+  h_->set_dense_layers(host_from_ + 1);
+  std::vector<int32_t> next = {1, 2, 3};
+  for (int step = 0; step < 6; ++step) {
+    const std::vector<StepPart> parts = SparseStep(next);
+    const ElasticLoadStats before = h_->cuda_runner().elastic_stats();
+    ASSERT_TRUE(Run(parts));
+    const ElasticLoadStats stats = h_->cuda_runner().elastic_stats();
+    const ParityLogits elastic = logits_;
+    EXPECT_LT(RelErr(elastic.cuda, elastic.cpu), kTolerance) << "step " << step;
+    EXPECT_EQ(stats.row_layers - before.row_layers, 2 * (layers - host_from_ - 1));
+    ExpectSameInPlace(parts, elastic, step);
+    NextTokens(elastic, &next);
+  }
+}
+
 // Slot memory capped at what row 0's slots take: row 2's do not fit, so it attends its host
 // layers in place every step while row 0 goes through its slots; both give the logits of the
 // all-in-place step, to the bit.
@@ -167,15 +195,9 @@ TEST_F(ElasticKvTest, RowsWhoseSlotsDoNotFitAttendInPlace) {
   const size_t row0_bytes = size_t(offloaded) * (SlotCapacity(63, 16) / 16) * layout.BlockBytes();
   ASSERT_NO_FATAL_FAILURE(Build(row0_bytes));
   ASSERT_EQ(h_->cuda_runner().kv_layout().BlockBytes(), layout.BlockBytes());
-  const int heads = config_.num_kv_heads;
-  std::vector<std::vector<int32_t>> last0, last2;
   std::vector<int32_t> next = {1, 2, 3};
   for (int step = 0; step < 6; ++step) {
-    std::vector<StepPart> parts = {{0, {next[0]}}, {1, {next[1]}}, {2, {next[2]}}};
-    last0 = NextLists(last0, heads, 64, h_->position(0), 0.9, rng_);
-    last2 = NextLists(last2, heads, 128, h_->position(2), 0.7, rng_);
-    parts[0].sparse_positions = last0;
-    parts[2].sparse_positions = last2;
+    const std::vector<StepPart> parts = SparseStep(next);
     const ElasticLoadStats before = h_->cuda_runner().elastic_stats();
     ASSERT_TRUE(Run(parts));
     const ElasticLoadStats delta = h_->cuda_runner().elastic_stats() - before;
@@ -183,7 +205,7 @@ TEST_F(ElasticKvTest, RowsWhoseSlotsDoNotFitAttendInPlace) {
     EXPECT_LT(RelErr(elastic.cuda, elastic.cpu), kTolerance) << "step " << step;
     EXPECT_EQ(delta.row_layers, offloaded) << "step " << step;  // row 0 only
     EXPECT_EQ(delta.rows_in_place, 1) << "step " << step;       // row 2
-    EXPECT_EQ(delta.positions_reused + delta.positions_loaded, int64_t(heads) * 63);
+    EXPECT_EQ(delta.positions_reused + delta.positions_loaded, int64_t(config_.num_kv_heads) * 63);
     ExpectSameInPlace(parts, elastic, step);
     NextTokens(elastic, &next);
   }

@@ -113,6 +113,7 @@ ParityHarness::ParityHarness(const Model& model, int num_seqs, int capacity,
 Status ParityHarness::Step(const std::vector<StepPart>& parts, ParityLogits* out) {
   BatchStep cpu_batch, cuda_batch;
   cpu_batch.capture_layers = cuda_batch.capture_layers = capture_layers_;
+  cpu_batch.dense_layers = cuda_batch.dense_layers = dense_layers_;
   for (const StepPart& part : parts) {
     SequenceStep step{.tokens = part.tokens,
                       .start_position = positions_[part.seq],

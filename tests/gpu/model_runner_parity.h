@@ -51,6 +51,8 @@ class ParityHarness {
 
   // Later steps capture these layers' inputs (BatchStep::capture_layers).
   void set_capture_layers(std::vector<int> layers) { capture_layers_ = std::move(layers); }
+  // Later steps' sparse rows attend densely in layers [0, n) (BatchStep::dense_layers).
+  void set_dense_layers(int n) { dense_layers_ = n; }
   // Later CUDA steps return logits summaries of this depth (0: whole rows), each row at its
   // own temperature and with two gathered tokens.
   void set_summary_top_k(int top_k) { summary_top_k_ = top_k; }
@@ -67,6 +69,7 @@ class ParityHarness {
   std::unique_ptr<cuda::CudaModelRunner> cuda_;
   std::vector<int> positions_;
   std::vector<int> capture_layers_;
+  int dense_layers_ = 0;
   int summary_top_k_ = 0;
   std::vector<uint8_t> host_layers_;
   std::vector<void*> pinned_;  // host-resident CUDA blocks

@@ -1,5 +1,6 @@
-// The engine's per-step elastic-loading counters reach the Prometheus series the dashboards and
-// recording rules read: bytes copied add up, the hit ratio is the last step's.
+// The engine's per-step elastic-loading and retrieval counters reach the Prometheus series the
+// dashboards and recording rules read: bytes copied and decode rows add up, the hit ratio is the
+// last step's, and the retrieval histogram sees each step that ran the head on a decode row.
 #include "server/engine_metrics_observer.h"
 
 #include <gtest/gtest.h>
@@ -23,6 +24,32 @@ TEST(EngineMetricsObserverTest, ElasticCopiesFeedPrefetchBytesAndHitRatio) {
   EXPECT_NE(scrape.find("specontext_elastic_load_hit_ratio{model_name=\"smol\"} 0.75"),
             std::string::npos)
       << scrape;
+}
+
+TEST(EngineMetricsObserverTest, RetrievalCountersFeedDecodeRowsAndHeadTime) {
+  ServingMetrics metrics("smol");
+  EngineMetricsObserver observer(&metrics);
+  StepStats step;
+  step.specontext = {.decode_steps = 5,
+                     .sparse_steps = 3,
+                     .short_steps = 1,
+                     .fallback_steps = 1,
+                     .retrieval_seconds = 0.004};
+  observer.OnStep(step);
+  step.specontext = {.decode_steps = 2, .sparse_steps = 2, .retrieval_seconds = 0.002};
+  observer.OnStep(step);
+  step.specontext = {.tokens_projected = 512, .retrieval_seconds = 0.01};  // prefill only
+  observer.OnStep(step);
+  const std::string scrape = metrics.Scrape();
+  for (const char* line : {
+           "specontext_decode_rows_total{attention=\"sparse\",model_name=\"smol\"} 5",
+           "specontext_decode_rows_total{attention=\"short\",model_name=\"smol\"} 1",
+           "specontext_decode_rows_total{attention=\"dense_fallback\",model_name=\"smol\"} 1",
+           "specontext_retrieval_seconds_count{model_name=\"smol\"} 2",
+           "specontext_retrieval_seconds_sum{model_name=\"smol\"} 0.006",
+       }) {
+    EXPECT_NE(scrape.find(line), std::string::npos) << "missing: " << line << "\n" << scrape;
+  }
 }
 
 }  // namespace
