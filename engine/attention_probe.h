@@ -21,7 +21,8 @@ struct SparseAttentionSample {
   std::span<const float> dense_weights;
   // Per KV head, the positions the row attended to (SequenceStep::sparse_positions).
   std::span<const std::vector<int32_t>> attended;
-  // The layer is one of BatchStep::dense_layers: the row attended to every position there.
+  // The layer is one of BatchStep::dense_layers: the row attended to every position there, and
+  // dense_weights may be empty.
   bool dense_layer = false;
 };
 

@@ -52,9 +52,7 @@ void EngineMetricsObserver::OnStep(const StepStats& stats) {
   const SpecontextCounters& s = stats.specontext;
   if (s.decode_steps > 0) {
     metrics_->ObserveRetrievalTime(s.retrieval_seconds);
-    metrics_->AddDecodeRows("sparse", s.sparse_steps);
-    metrics_->AddDecodeRows("short", s.short_steps);
-    metrics_->AddDecodeRows("dense_fallback", s.fallback_steps);
+    metrics_->AddDecodeRows(s.sparse_steps, s.short_steps, s.fallback_steps);
   }
 }
 

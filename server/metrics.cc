@@ -85,14 +85,15 @@ ServingMetrics::ServingMetrics(std::string model_name)
                              "Fraction of retrieved KV positions already resident on the GPU.");
   retrieval_ = histogram("specontext_retrieval_seconds", "Retrieval head time per decode step.",
                          kRetrievalBuckets);
-  decode_rows_family_ = &prom::BuildCounter()
-                             .Name("specontext_decode_rows_total")
-                             .Help(
-                                 "SpeContext decode rows by how they attended: sparse, short "
-                                 "(context within the budget) or dense_fallback.")
-                             .Register(reg);
-  for (const char* attention : {"sparse", "short", "dense_fallback"}) {
-    decode_rows_family_->Add({{"model_name", model_name_}, {"attention", attention}});
+  auto& decode_rows = prom::BuildCounter()
+                          .Name("specontext_decode_rows_total")
+                          .Help(
+                              "SpeContext decode rows by how they attended: sparse, short "
+                              "(context within the budget) or dense_fallback.")
+                          .Register(reg);
+  const char* kinds[] = {"sparse", "short", "dense_fallback"};
+  for (size_t i = 0; i < decode_rows_.size(); ++i) {
+    decode_rows_[i] = &decode_rows.Add({{"model_name", model_name_}, {"attention", kinds[i]}});
   }
   layers_offloaded_ = gauge("specontext_layers_offloaded", "Layers whose KV is offloaded.");
   decisions_family_ = &prom::BuildCounter()
@@ -124,9 +125,11 @@ void ServingMetrics::AddMemoryDecisions(std::string_view decision, int64_t count
       .Increment(static_cast<double>(count));
 }
 
-void ServingMetrics::AddDecodeRows(std::string_view attention, int64_t rows) {
-  decode_rows_family_->Add({{"model_name", model_name_}, {"attention", std::string(attention)}})
-      .Increment(static_cast<double>(rows));
+void ServingMetrics::AddDecodeRows(int64_t sparse, int64_t short_rows, int64_t dense_fallback) {
+  const int64_t rows[] = {sparse, short_rows, dense_fallback};
+  for (size_t i = 0; i < decode_rows_.size(); ++i) {
+    decode_rows_[i]->Increment(static_cast<double>(rows[i]));
+  }
 }
 
 std::string ServingMetrics::Scrape() const {

@@ -10,6 +10,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <array>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,8 +53,8 @@ class ServingMetrics {
   void AddPrefetchBytes(int64_t bytes) { prefetch_bytes_->Increment(static_cast<double>(bytes)); }
   void SetElasticLoadHitRatio(double ratio) { elastic_hit_ratio_->Set(ratio); }
   void ObserveRetrievalTime(double seconds) { retrieval_->Observe(seconds); }
-  // SpeContext decode rows by how they attended ("sparse", "short": S <= B, "dense_fallback").
-  void AddDecodeRows(std::string_view attention, int64_t rows);
+  // SpeContext decode rows by how they attended: sparse, short (S <= B) or dense fallback.
+  void AddDecodeRows(int64_t sparse, int64_t short_rows, int64_t dense_fallback);
   void SetLayersOffloaded(int layers) { layers_offloaded_->Set(layers); }
   // The memory manager's decisions by kind ("admit", "defer", "reject", "demote", "promote",
   // "spill"); a count of zero makes the series visible before the first decision.
@@ -87,7 +88,7 @@ class ServingMetrics {
   prometheus::Counter* prefetch_bytes_;
   prometheus::Gauge* elastic_hit_ratio_;
   prometheus::Histogram* retrieval_;
-  prometheus::Family<prometheus::Counter>* decode_rows_family_;
+  std::array<prometheus::Counter*, 3> decode_rows_;  // sparse, short, dense_fallback
   prometheus::Gauge* layers_offloaded_;
   prometheus::Family<prometheus::Counter>* decisions_family_;
 };

@@ -97,7 +97,10 @@ void CpuModelRunner::ProbeSparseRows(int layer, const BatchStep& batch, const Ro
     const AttentionSpan& span = rows.spans[s];
     const std::vector<std::vector<int32_t>>& lists = batch.sequences[s].sparse_positions;
     if (lists.empty()) continue;
-    DenseAttentionWeights(pool_, layout_, shape, span, qkv, width, weights);
+    const bool dense_layer = layer < batch.dense_layers;
+    // A dense layer keeps all of its mass by construction: its weights need not be computed.
+    weights.clear();
+    if (!dense_layer) DenseAttentionWeights(pool_, layout_, shape, span, qkv, width, weights);
     probe_->Observe({.sequence = static_cast<int>(s),
                      .layer = layer,
                      .position = span.start_position,
@@ -105,7 +108,7 @@ void CpuModelRunner::ProbeSparseRows(int layer, const BatchStep& batch, const Ro
                      .num_kv_heads = config_.num_kv_heads,
                      .dense_weights = weights,
                      .attended = lists,
-                     .dense_layer = layer < batch.dense_layers});
+                     .dense_layer = dense_layer});
   }
 }
 

@@ -22,7 +22,7 @@ bool SlotLayer(const SequenceStep& step, int layer, int dense_layers) {
 
 bool Offloads(const SequenceStep& step, int dense_layers) {
   if (step.tokens.size() != 1 || step.sparse_positions.empty() || step.seq_id == 0) return false;
-  for (int layer = dense_layers; layer < static_cast<int>(step.host_layers.size()); ++layer) {
+  for (int layer = 0; layer < static_cast<int>(step.host_layers.size()); ++layer) {
     if (SlotLayer(step, layer, dense_layers)) return true;
   }
   return false;

@@ -25,7 +25,8 @@ void RecallMeter::Observe(const SparseAttentionSample& sample) {
   const bool shaped = sample.layer >= 0 && sample.position >= 0 && sample.num_heads > 0 &&
                       sample.num_kv_heads > 0 && sample.num_heads % sample.num_kv_heads == 0 &&
                       sample.attended.size() == static_cast<size_t>(sample.num_kv_heads) &&
-                      sample.dense_weights.size() == static_cast<size_t>(sample.num_heads * stride);
+                      (sample.dense_layer || sample.dense_weights.size() ==
+                                                 static_cast<size_t>(sample.num_heads * stride));
   if (!shaped) {
     std::lock_guard<std::mutex> lock(mutex_);
     malformed_++;
@@ -33,10 +34,12 @@ void RecallMeter::Observe(const SparseAttentionSample& sample) {
   }
   const int group = sample.num_heads / sample.num_kv_heads;
   std::vector<double> mass(sample.num_heads, sample.dense_layer ? 1.0 : 0.0);
-  for (int head = 0; head < sample.num_heads && !sample.dense_layer; ++head) {
-    const float* weights = sample.dense_weights.data() + head * stride;
-    for (int32_t position : sample.attended[head / group]) {
-      if (position >= 0 && position < stride) mass[head] += weights[position];
+  if (!sample.dense_layer) {
+    for (int head = 0; head < sample.num_heads; ++head) {
+      const float* weights = sample.dense_weights.data() + head * stride;
+      for (int32_t position : sample.attended[head / group]) {
+        if (position >= 0 && position < stride) mass[head] += weights[position];
+      }
     }
   }
   std::lock_guard<std::mutex> lock(mutex_);
