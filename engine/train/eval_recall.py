@@ -9,7 +9,10 @@ only) and "prev_hidden" (the previous token's fused target state in the hidden h
 training). Each is measured as the paper selects (top-B of the head alone) and as the daemon
 serves (--sinks first keys and the row itself forced in, then the head's top-B). A sinks +
 recent-window selection of the same size is the floor; the top-B of the target's own attention
-averaged over layers ("oracle") the ceiling of one list per KV head.
+averaged over layers ("oracle") the ceiling of one list per KV head; with --oracle-groups, the
+same ceiling when each run of consecutive layers may have a list of its own. Last, how well
+per-row signals from the head alone (its selected mass, ...) find the rows the served selection
+captures least: what a dense fallback would have to detect.
 
     python3 eval_recall.py --target DIR --draft NAME=DIR [--draft NAME=DIR ...] --out recall.json
 """
@@ -41,6 +44,70 @@ def oracle_select(p_target, nkv, budget):
     return mean.topk(min(budget, mean.shape[-1]), -1).indices
 
 
+def grouped_oracle_mass(p_target, nkv, budget, groups):
+    """[L]: the oracle's captured mass when each of `groups` runs of consecutive layers has a
+    list of its own (groups = L: every layer its own top-B, the ceiling of any B-position
+    sparse attention that keeps the same keys for a KV group's query heads)."""
+    layers = p_target.shape[0]
+    out = torch.empty(layers, device=p_target.device)
+    for g in range(groups):
+        lo, hi = g * layers // groups, (g + 1) * layers // groups
+        part = p_target[lo:hi]
+        out[lo:hi] = captured_mass(part, oracle_select(part, nkv, budget))
+    return out
+
+
+def row_recall(p_target, select, first_layer=0):
+    """[R]: each row's captured mass, averaged over layers [first_layer, L) and query heads."""
+    part = p_target[first_layer:]
+    nh, nkv = part.shape[1], select.shape[0]
+    idx = select.repeat_interleave(nh // nkv, 0)[None].expand(part.shape[0], -1, -1, -1)
+    return part.gather(-1, idx).sum(-1).mean((0, 1))
+
+
+def head_signals(probs, select):
+    """Per-row dense-fallback signals from the head alone ([R] each): its selected mass as the
+    planners compute it (the max over each GQA group, the share kept, mean over KV heads), the
+    least of those over KV heads, and the least any single query head keeps."""
+    nh, nkv = probs.shape[0], select.shape[0]
+    grouped = probs.view(nkv, nh // nkv, *probs.shape[1:]).amax(1)
+    kept = grouped.gather(-1, select).sum(-1) / grouped.sum(-1)  # [nkv, R]
+    per_query = probs.gather(-1, select.repeat_interleave(nh // nkv, 0)).sum(-1)  # [nh, R]
+    return {"head mass": kept.mean(0), "least KV head": kept.min(0).values,
+            "least query head": per_query.min(0).values}
+
+
+def rank_correlation(a, b):
+    ra = a.argsort().argsort().double()
+    rb = b.argsort().argsort().double()
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
+
+
+def report_signals(signals, share=0.1):
+    """How well each signal finds the rows the selection serves worst: its rank correlation with
+    the rows' recall, and the mean recall of the `share` of rows it would send dense, against
+    that of the worst rows by recall itself (the best any signal can pick)."""
+    print("\ndense-fallback signals (served selection, layers from --dense-layers on; the %d%% "
+          "of rows each would send dense)" % round(share * 100))
+    print("%-22s %6s %-18s %12s %16s %16s" % ("head", "B", "signal", "rank corr", "recall of sent",
+                                            "worst rows"))
+    out = []
+    for (name, b), cols in sorted(signals.items()):
+        truth = torch.cat(cols["recall"])
+        n = max(1, int(len(truth) * share))
+        worst = float(truth.sort().values[:n].mean())
+        for signal in [k for k in cols if k != "recall"]:
+            value = torch.cat(cols[signal])
+            sent = float(truth[value.argsort()[:n]].mean())
+            corr = rank_correlation(value, truth)
+            print("%-22s %6d %-18s %12.3f %16.4f %16.4f" % (name, b, signal, corr, sent, worst))
+            out.append({"head": name, "budget": b, "signal": signal, "rank_correlation": corr,
+                        "recall_of_sent": sent, "recall_of_worst": worst,
+                        "mean_recall": float(truth.mean())})
+    return out
+
+
 def window_mass(p_target, rows, budget, sinks=4):
     """Captured mass of the first `sinks` keys plus the most recent budget - sinks: [L]."""
     keys = torch.arange(p_target.shape[-1], device=rows.device)[None, :]
@@ -64,12 +131,16 @@ def main():
     parser.add_argument("--dense-layers", type=int, default=0,
                         help="also report recall with the first N layers attending densely "
                              "(serving's --sparse-dense-layers: those keep all their mass)")
+    parser.add_argument("--oracle-groups", default="",
+                        help="comma-separated layer-group counts: also report the oracle with "
+                             "one list per run of consecutive layers (0 = one per layer)")
     parser.add_argument("--seed", type=int, default=987654)
     args = parser.parse_args()
     from transformers import AutoTokenizer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     budgets = [int(b) for b in args.budgets.split(",")]
+    oracle_groups = [int(g) for g in args.oracle_groups.split(",") if g]
     tokenizer = AutoTokenizer.from_pretrained(args.target)
     target = e3.load_target(args.target, device)
     layer_ids = e3.aux_layer_ids(target.config.num_hidden_layers)
@@ -80,6 +151,7 @@ def main():
     docs = synthetic_docs.make_documents(tokenizer, args.docs, args.min_len, args.max_len,
                                          args.seed)
     sums = {}  # (name, mode, B) -> [per-layer sum tensor, count]
+    signals = {}  # (name, B) -> {"recall": [R tensors], signal: [R tensors]}
 
     def add(key, per_layer):
         entry = sums.setdefault(key, [torch.zeros_like(per_layer), 0])
@@ -101,6 +173,10 @@ def main():
                 add(("sinks+window", "-", b),
                     window_mass(p_target, rows, b))
                 add(("oracle", "-", b), captured_mass(p_target, oracle_select(p_target, nkv, b)))
+                for g in oracle_groups:
+                    groups = g if g > 0 else p_target.shape[0]
+                    add(("oracle/%d groups" % groups, "-", b),
+                        grouped_oracle_mass(p_target, nkv, b, groups))
             for name, draft in drafts.items():
                 cos, sin = e3.draft_rope(draft.cfg, target, s, device)
                 for mode in ("zero_hidden", "prev_hidden"):
@@ -111,6 +187,13 @@ def main():
                         for label, sinks in ((mode, None), (mode + "+sinks", args.sinks)):
                             picked = e3.select_positions(q, k, rows, b, sinks, args.window)
                             add((name, label, b), captured_mass(p_target, picked))
+                            if mode == "prev_hidden" and sinks is not None:
+                                cols = signals.setdefault((name, b), {"recall": []})
+                                cols["recall"].append(
+                                    row_recall(p_target, picked, args.dense_layers).cpu())
+                                probs = e3.draft_attention(q, k, rows)
+                                for key, value in head_signals(probs, picked).items():
+                                    cols.setdefault(key, []).append(value.cpu())
         print("  %s len %d done (%.0fs)" % (doc["kind"], s, time.time() - t0), flush=True)
 
     results = []
@@ -130,16 +213,22 @@ def main():
     for key, title in tables:
         if title:
             print(title)
-        for name in ["sinks+window", "oracle"] + list(drafts):
-            for mode in (["-"] if name in ("sinks+window", "oracle") else head_modes):
+        fixed = ["sinks+window", "oracle"] + sorted(
+            {r["head"] for r in results if r["head"].startswith("oracle/")},
+            key=lambda n: int(n.split("/")[1].split()[0]))
+        for name in fixed + list(drafts):
+            for mode in (["-"] if name in fixed else head_modes):
                 cells = [r[key] for b in budgets for r in results
                          if r["head"] == name and r["mode"] == mode and r["budget"] == b]
                 print("%-22s %-18s" % (name, mode) + "".join("%10.4f" % c for c in cells))
+    signal_results = report_signals(signals)
     with open(args.out, "w") as f:
         json.dump({"docs": args.docs, "min_len": args.min_len, "max_len": args.max_len,
                    "rows": args.rows, "seed": args.seed, "sinks": args.sinks,
                    "window": args.window, "dense_layers": args.dense_layers,
-                   "kinds": [d["kind"] for d in docs], "results": results}, f, indent=1)
+                   "oracle_groups": oracle_groups,
+                   "kinds": [d["kind"] for d in docs], "results": results,
+                   "fallback_signals": signal_results}, f, indent=1)
 
 
 if __name__ == "__main__":
