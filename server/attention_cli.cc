@@ -4,12 +4,39 @@
 
 namespace specontext::server {
 
+void AddEngineOptions(CLI::App* cmd, std::string* backend, ServingModelOptions* model) {
+  cmd->add_option("--backend", *backend, "auto, cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--max-model-len", model->max_model_len, "Context length (default: the model's)");
+  cmd->add_option("--kv-gpu-gib", model->kv_gpu_gib,
+                  "GPU KV tier in GiB (0: a share of free GPU memory); a small tier makes the "
+                  "memory manager offload layers to host memory")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--kv-gpu-fraction", model->kv_gpu_fraction,
+                  "With --kv-gpu-gib 0: the GPU tier's share of the GPU memory free once the "
+                  "model is loaded")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--kv-host-gib", model->kv_host_gib, "Host KV tier in GiB")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+}
+
+void ApplyBackendOption(const std::string& backend, ServingModelOptions* model) {
+  // The flag's own check admits only the three names.
+  model->backend = backend == "cpu"    ? Backend::kCpu
+                   : backend == "cuda" ? Backend::kCuda
+                                       : Backend::kAuto;
+}
+
 void AddAttentionOptions(CLI::App* cmd, std::string* attention, ServingModelOptions* model) {
   cmd->add_option("--attention", *attention, "dense or specontext (needs --draft-model)")
       ->check(CLI::IsMember({"dense", "specontext"}))
       ->capture_default_str();
   cmd->add_option("--draft-model", model->draft_model,
-                  "The retrieval head's checkpoint (an EAGLE-3 draft or a small model)");
+                  "The retrieval head's checkpoint (an EAGLE-3 draft or a small model), or "
+                  "'random' for a head of random weights (benchmarks)");
   cmd->add_option("--sparse-budget", model->specontext.budget,
                   "Positions per KV head a sparse step attends to")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))

@@ -43,8 +43,7 @@ Status CheckOptions(const EvalOptions& options, int max_model_len) {
 
 Result<EvalResult> RunEval(EvalOptions options) {
   if (options.model.model.empty()) options.model.model = DefaultModelPath();
-  if (options.backend == "cpu") options.model.backend = Backend::kCpu;
-  if (options.backend == "cuda") options.model.backend = Backend::kCuda;
+  ApplyBackendOption(options.backend, &options.model);
   if (options.tasks.empty()) {
     for (const eval::TaskInfo& info : eval::AllTasks()) options.tasks.emplace_back(info.name);
   }
@@ -157,23 +156,7 @@ void AddEvalCommand(CLI::App& app) {
                   "Write the generated prompts and answers as JSONL");
   cmd->add_flag("--write-only", options->write_only,
                 "Only generate the tasks (with --write-tasks), run nothing");
-  cmd->add_option("--backend", options->backend, "auto, cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-      ->capture_default_str();
-  cmd->add_option("--max-model-len", options->model.max_model_len,
-                  "Context length (default: the model's)");
-  cmd->add_option("--kv-gpu-gib", options->model.kv_gpu_gib,
-                  "GPU KV tier in GiB (0: a share of free GPU memory); a small tier makes the "
-                  "memory manager offload layers to host memory")
-      ->check(CLI::Range(0.0, 1e6));
-  cmd->add_option("--kv-gpu-fraction", options->model.kv_gpu_fraction,
-                  "With --kv-gpu-gib 0: the GPU tier's share of the GPU memory free once the "
-                  "model is loaded")
-      ->check(CLI::Range(0.0, 1.0))
-      ->capture_default_str();
-  cmd->add_option("--kv-host-gib", options->model.kv_host_gib, "Host KV tier in GiB")
-      ->check(CLI::Range(0.0, 1e6))
-      ->capture_default_str();
+  AddEngineOptions(cmd, &options->backend, &options->model);
   AddAttentionOptions(cmd, &options->attention, &options->model);
   cmd->add_flag("--recall", options->recall,
                 "Also report the share of the target's attention mass the selection captures "

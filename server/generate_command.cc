@@ -67,8 +67,7 @@ Status RunGenerate(GenerateOptions options) {
     SPC_ASSIGN_OR_RETURN(options.prompt, ReadPromptFile(options.prompt_file));
   }
   if (options.model.model.empty()) options.model.model = DefaultModelPath();
-  if (options.backend == "cpu") options.model.backend = Backend::kCpu;
-  if (options.backend == "cuda") options.model.backend = Backend::kCuda;
+  ApplyBackendOption(options.backend, &options.model);
   SPC_RETURN_IF_ERROR(ApplyAttentionOption(options.attention, &options.model));
   SPC_ASSIGN_OR_RETURN(auto serving, ServingModel::Create(options.model));
   SPC_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, BuildPrompt(*serving, options));
@@ -131,11 +130,7 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--top-p", options->top_p)->check(CLI::Range(0.0, 1.0))->capture_default_str();
   cmd->add_option("--top-k", options->top_k)->check(CLI::Range(0, 1 << 30))->capture_default_str();
   cmd->add_option("--seed", options->seed, "Sampling seed (-1: random)");
-  cmd->add_option("--backend", options->backend, "auto, cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-      ->capture_default_str();
-  cmd->add_option("--max-model-len", options->model.max_model_len,
-                  "Context length (default: the model's)");
+  AddEngineOptions(cmd, &options->backend, &options->model);
   AddAttentionOptions(cmd, &options->attention, &options->model);
   cmd->callback([options] {
     spdlog::set_level(spdlog::level::warn);

@@ -6,6 +6,7 @@
 #include "server/eval_command.h"
 #include "server/generate_command.h"
 #include "server/serve_command.h"
+#include "server/throughput_command.h"
 #include "server/version_command.h"
 
 int main(int argc, char** argv) {
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   specontext::server::AddGenerateCommand(app);
   specontext::server::AddBenchCommand(app);
   specontext::server::AddEvalCommand(app);
+  specontext::server::AddThroughputCommand(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

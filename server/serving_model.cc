@@ -159,7 +159,9 @@ Status ServingModel::CreatePlanner(std::unique_ptr<Model> target,
                                    const ServingModelOptions& options) {
   RetrievalHeadOptions head_options;
   head_options.load_hidden_path = options.specontext.hidden_input;
-  auto head = RetrievalHead::Load(options.draft_model, *target, head_options);
+  auto head = options.draft_model == kRandomDraft
+                  ? RetrievalHead::Random(*target, head_options)
+                  : RetrievalHead::Load(options.draft_model, *target, head_options);
   if (!head.ok()) return head.status().WithContext("draft model '" + options.draft_model + "'");
 #ifdef SPECONTEXT_HAVE_CUDA
   if (auto* cuda_runner = dynamic_cast<const cuda::CudaModelRunner*>(runner_.get())) {

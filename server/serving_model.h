@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 #include "engine/attention_probe.h"
@@ -25,6 +26,10 @@ namespace specontext::server {
 enum class Backend { kAuto, kCpu, kCuda };
 
 struct ServingModelOptions;
+
+// ServingModelOptions::draft_model naming a head of random weights (RetrievalHead::Random): for
+// benchmarking SpeContext on presets, which have no trained draft.
+inline constexpr std::string_view kRandomDraft = "random";
 
 // The GPU KV tier in GiB: kv_gpu_gib when given; else, on a GPU, kv_gpu_fraction of the device
 // memory still free (`free_bytes`, read once the weights, the runner's workspaces and the
@@ -49,7 +54,8 @@ struct ServingModelOptions {
   SchedulerOptions scheduler;
   EngineObserver* observer = nullptr;               // must outlive the ServingModel
   PlacementObserver* placement_observer = nullptr;  // KV tiers and memory decisions; likewise
-  // SpeContext: the retrieval head's checkpoint (empty: no planner, only dense is served) and
+  // SpeContext: the retrieval head's checkpoint (empty: no planner, only dense is served; or
+  // kRandomDraft) and
   // how the planner selects (server mode, budget, sinks, window, dense fallback).
   std::string draft_model;
   SpecontextPlannerOptions specontext;

@@ -52,6 +52,13 @@ class RetrievalHead {
   // head borrows the target's table: `target` must then outlive the head.
   static Result<std::unique_ptr<RetrievalHead>> Load(const std::string& dir, const Model& target,
                                                      const RetrievalHeadOptions& options);
+  // A head of the target's attention shape with seeded random weights (EAGLE-3 layout, with the
+  // hidden path when options.load_hidden_path): selections are arbitrary, but the work per step
+  // is a real head's, so a preset target can be benchmarked end to end. Borrows the target's
+  // embedding: `target` must outlive the head.
+  static Result<std::unique_ptr<RetrievalHead>> Random(const Model& target,
+                                                       const RetrievalHeadOptions& options,
+                                                       uint64_t seed = 1);
 
   Source source() const { return source_; }
   const ModelConfig& config() const { return config_; }

@@ -188,5 +188,39 @@ TEST_F(RetrievalHeadTest, TokensOutsideTheEmbeddingAreRefused) {
   EXPECT_EQ(status.code(), StatusCode::kOutOfRange) << status.ToString();
 }
 
+// A head of random weights (benchmarks on presets): the target's shape, the EAGLE-3 hidden
+// path when asked, finite projections, and the same weights for the same seed only.
+TEST(RandomRetrievalHeadTest, HasTheTargetsShapeAndIsSeeded) {
+  auto target = LoadModel("preset:tiny-llama");
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+  const ModelConfig& c = (*target)->config;
+  const auto project = [&](uint64_t seed, bool hidden_path) {
+    auto head = RetrievalHead::Random(**target, {.load_hidden_path = hidden_path}, seed);
+    EXPECT_TRUE(head.ok()) << head.status().ToString();
+    const RetrievalHead& h = **head;
+    EXPECT_EQ(h.source(), RetrievalHead::Source::kEagle3);
+    EXPECT_EQ(h.num_heads(), c.num_heads);
+    EXPECT_EQ(h.num_kv_heads(), c.num_kv_heads);
+    EXPECT_EQ(h.head_dim(), c.head_dim);
+    EXPECT_EQ(h.fused_hidden_size(), hidden_path ? 3 * c.hidden_size : 0);
+    const std::vector<int32_t> tokens = {1, 7, 42};
+    const std::vector<float> fused =
+        hidden_path ? std::vector<float>(tokens.size() * 3 * c.hidden_size, 0.5f)
+                    : std::vector<float>();
+    std::vector<float> q(tokens.size() * c.num_heads * c.head_dim);
+    std::vector<float> k(tokens.size() * c.num_kv_heads * c.head_dim);
+    EXPECT_TRUE(h.Project(tokens, 3, fused, q.data(), k.data(), cpu::ThreadPool::Shared()).ok());
+    for (float v : q) EXPECT_TRUE(std::isfinite(v));
+    return q;
+  };
+  const std::vector<float> first = project(7, true);
+  EXPECT_EQ(project(7, true), first);
+  EXPECT_NE(project(8, true), first);
+  EXPECT_NE(project(7, false), first);  // the hidden half adds to q
+  double norm = 0.0;
+  for (float v : first) norm += v * v;
+  EXPECT_GT(norm, 0.0);
+}
+
 }  // namespace
 }  // namespace specontext
