@@ -56,6 +56,10 @@ struct BatchStep {
   // SpeContext: layers [0, dense_layers) attend to every position even in rows with
   // sparse_positions (layer 0's attention is spread over the whole context: docs/specontext.md).
   int dense_layers = 0;
+  // The captured states stay in the runner's device memory for a planner that reads them there
+  // (the CUDA planner, through CudaModelRunner::CapturedHidden): StepOutput::hidden is left empty
+  // and the engine calls StepPlanner::ObserveStep instead of ObserveHidden.
+  bool hidden_on_device = false;
 };
 
 // One row of logits l, as far as sampling needs it.

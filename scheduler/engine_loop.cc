@@ -353,6 +353,8 @@ void EngineLoop::PlanStep(std::vector<ScheduledWork>& work, BatchStep& batch) {
     }
     kept_work.push_back(work[row]);
     kept.sequences.push_back(std::move(one.sequences[0]));
+    kept.dense_layers = one.dense_layers;
+    kept.hidden_on_device = one.hidden_on_device;
   }
   work = std::move(kept_work);
   kept.capture_layers = std::move(batch.capture_layers);
@@ -362,6 +364,7 @@ void EngineLoop::PlanStep(std::vector<ScheduledWork>& work, BatchStep& batch) {
 Status EngineLoop::ObserveHidden(const std::vector<ScheduledWork>& work, const BatchStep& batch,
                                  const StepOutput& out) {
   if (batch.capture_layers.empty()) return Status::Ok();
+  if (batch.hidden_on_device) return options_.planner->ObserveStep(batch);
   const size_t width = batch.capture_layers.size() * runner_->config().hidden_size;
   size_t row = 0;
   for (size_t s = 0; s < work.size(); ++s) {

@@ -304,6 +304,12 @@ Status CudaModelRunner::CaptureHidden(int layer, int rows) {
   return Status::Ok();
 }
 
+const uint16_t* CudaModelRunner::CapturedHidden(size_t sequence) const {
+  if (sequence >= captured_first_row_.size()) return nullptr;
+  const size_t width = capture_layers_.size() * config_.hidden_size;
+  return ws_.hidden.as<uint16_t>() + static_cast<size_t>(captured_first_row_[sequence]) * width;
+}
+
 Status CudaModelRunner::FetchHidden(const BatchStep& batch, const StepShape& shape,
                                     std::vector<float>* hidden) {
   const size_t width = capture_layers_.size() * config_.hidden_size;
@@ -522,6 +528,10 @@ Status CudaModelRunner::RunStep(const BatchStep& batch, StepOutput* out) {
   if (split < layers) SPC_RETURN_IF_ERROR(run(split, layers));
   SPC_RETURN_IF_ERROR(ReturnLogits(batch, shape, graph_batch > 0, out));
   if (capture_layers_.empty()) return Status::Ok();
+  if (batch.hidden_on_device) {
+    captured_first_row_ = shape.first_row;
+    return Status::Ok();
+  }
   return FetchHidden(batch, shape, &out->hidden);
 }
 

@@ -68,6 +68,11 @@ class CudaModelRunner : public ModelRunner {
   const void* embedding() const { return weights_.embed; }
   size_t weight_bytes() const { return weights_.storage.bytes(); }
   int graphs_captured() const { return static_cast<int>(graphs_.size()); }
+  // After a step with BatchStep::hidden_on_device: sequence `sequence`'s captured states, its
+  // tokens' rows of [capture layers][hidden] BF16 in the step's order, on the device until the
+  // next step overwrites them (work queued on stream() after this step reads them safely);
+  // nullptr past the step's sequences.
+  const uint16_t* CapturedHidden(size_t sequence) const;
   ElasticLoadStats elastic_stats() const override { return elastic_.stats(); }
   // Block-table entries copied to the device so far (only new ones for vouched tables).
   int64_t table_entries_uploaded() const { return tables_.entries_uploaded(); }
@@ -144,7 +149,8 @@ class CudaModelRunner : public ModelRunner {
   // layers attend with: cut for the whole context rather than the lists.
   int dense_layers_ = 0;
   DecodeAttentionPlan dense_plan_;
-  std::vector<int> capture_layers_;  // this step's BatchStep::capture_layers
+  std::vector<int> capture_layers_;      // this step's BatchStep::capture_layers
+  std::vector<int> captured_first_row_;  // its sequences' first rows, when they stay on the device
   LogitsSummarizer summarizer_;
   int summarised_rows_ = 0;  // rows of ws_.logits_f32 that LogitsRow may read
   std::map<GraphKey, cudaGraphExec_t> graphs_;

@@ -81,6 +81,7 @@ Result<std::unique_ptr<CudaSpecontextPlanner>> CudaSpecontextPlanner::Create(
 }
 
 Status CudaSpecontextPlanner::Init(const RetrievalHead& head, const CudaModelRunner& runner) {
+  runner_ = &runner;
   const ModelConfig& target = runner.config();
   if (head.num_heads() != target.num_heads || head.num_kv_heads() != target.num_kv_heads ||
       head.head_dim() != target.head_dim) {
@@ -157,7 +158,28 @@ Status CudaSpecontextPlanner::ObserveHidden(uint64_t seq_id, int64_t start_posit
                            " hidden values for sequence " + std::to_string(seq_id) +
                            " are not whole rows of " + std::to_string(fused_width_));
   }
-  it->second.Observe(start_position, states);
+  std::vector<uint16_t> bf16(states.size());
+  std::transform(states.begin(), states.end(), bf16.begin(), FloatToBf16);
+  // From pageable memory the copy has left `bf16` when the call returns.
+  return it->second.Observe(start_position, bf16.data(),
+                            static_cast<int64_t>(states.size() / fused_width_),
+                            cudaMemcpyHostToDevice, stream_);
+}
+
+Status CudaSpecontextPlanner::ObserveStep(const BatchStep& batch) {
+  if (fused_width_ == 0) return Status::Ok();
+  for (size_t s = 0; s < batch.sequences.size(); ++s) {
+    auto it = fused_.find(batch.sequences[s].seq_id);
+    if (it == fused_.end()) continue;
+    const uint16_t* states = runner_->CapturedHidden(s);
+    if (states == nullptr) {
+      return Internal("specontext planner: the step kept no hidden states for sequence " +
+                      std::to_string(batch.sequences[s].seq_id));
+    }
+    SPC_RETURN_IF_ERROR(it->second.Observe(batch.sequences[s].start_position, states,
+                                           static_cast<int64_t>(batch.sequences[s].tokens.size()),
+                                           cudaMemcpyDeviceToDevice, stream_));
+  }
   return Status::Ok();
 }
 
@@ -170,8 +192,9 @@ Status CudaSpecontextPlanner::EnsureCapacity(DeviceBuffer& buffer, size_t bytes)
 }
 
 void CudaSpecontextPlanner::Work::Add(int row, uint64_t seq, std::span<const int32_t> t,
-                                      int64_t start, int blocks, std::vector<float> hidden_inputs) {
-  hidden.push_back(std::move(hidden_inputs));
+                                      int64_t start, int blocks,
+                                      const DeviceFusedHistory* history) {
+  hidden.push_back(history);
   rows.push_back(row);
   seq_ids.push_back(seq);
   tokens.push_back(t);
@@ -186,6 +209,7 @@ Status CudaSpecontextPlanner::Plan(std::span<const PlanRow> rows, BatchStep* bat
   }
   const auto start = std::chrono::steady_clock::now();
   batch->dense_layers = options_.dense_layers;
+  batch->hidden_on_device = fused_width_ > 0;
   // Prepare sizes the head caches before their positions are projected: a failure later in the
   // step must not leave them claiming positions that hold no K.
   std::vector<int64_t> projected(rows.size());
@@ -208,6 +232,13 @@ Status CudaSpecontextPlanner::Plan(std::span<const PlanRow> rows, BatchStep* bat
       }
     }
   }
+  // The passes have queued their reads of the states: what they consumed can go.
+  for (const auto& [seq, first] : drops_) {
+    if (auto it = fused_.find(seq); it != fused_.end()) {
+      if (Status dropped = it->second.DropBefore(first, stream_); status.ok()) status = dropped;
+    }
+  }
+  drops_.clear();
   counters_.retrieval_seconds +=
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return status;
@@ -230,7 +261,7 @@ Result<CudaSpecontextPlanner::Work> CudaSpecontextPlanner::Prepare(std::span<con
     if (!policy.sparse || step.tokens.empty()) continue;
     const uint64_t seq = rows[i].seq_id;
     const std::string what = "specontext planner: sequence " + std::to_string(seq);
-    FusedHistory& fused = fused_.try_emplace(seq, std::max(fused_width_, 1)).first->second;
+    DeviceFusedHistory& fused = fused_.try_emplace(seq, std::max(fused_width_, 1)).first->second;
     if (step.start_position < cache_.Length(seq)) fused.Truncate(step.start_position);
     const int64_t held = std::min<int64_t>(cache_.Length(seq), step.start_position);
     SPC_ASSIGN_OR_RETURN(const std::span<const int32_t> missing,
@@ -241,12 +272,11 @@ Result<CudaSpecontextPlanner::Work> CudaSpecontextPlanner::Prepare(std::span<con
     SPC_RETURN_IF_ERROR(cache_.Resize(seq, length).WithContext(what));
     const int blocks = static_cast<int>(cache_.Blocks(seq).size());
     if (!missing.empty()) {
-      catch_up->Add(
-          static_cast<int>(i), seq, missing, held, blocks,
-          fused_width_ > 0 ? fused.InputsFor(held, missing.size()) : std::vector<float>());
+      catch_up->Add(static_cast<int>(i), seq, missing, held, blocks,
+                    KnownHistory(fused, held, static_cast<int64_t>(missing.size())));
     }
     if (!decode) {
-      fused.DropBefore(step.start_position - 1);
+      drops_.emplace_back(seq, step.start_position - 1);
       continue;
     }
     const Entry entry{static_cast<int>(i), seq, policy.budget};
@@ -268,11 +298,10 @@ Result<CudaSpecontextPlanner::Work> CudaSpecontextPlanner::Prepare(std::span<con
   for (const auto* part : {&selecting, &decode_short}) {
     for (const Entry& e : *part) {
       const SequenceStep& step = batch.sequences[e.row];
-      FusedHistory& fused = fused_.at(e.seq);
       work.Add(e.row, e.seq, step.tokens, step.start_position,
                static_cast<int>(cache_.Blocks(e.seq).size()),
-               fused_width_ > 0 ? fused.InputsFor(step.start_position, 1) : std::vector<float>());
-      fused.DropBefore(step.start_position);
+               KnownHistory(fused_.at(e.seq), step.start_position, 1));
+      drops_.emplace_back(e.seq, step.start_position);
     }
   }
   for (const Entry& e : selecting) work.budgets.push_back(e.budget);
@@ -309,19 +338,9 @@ Status CudaSpecontextPlanner::Project(const Work& work) {
   auto* token_seq = reinterpret_cast<int32_t*>(staging_ + l.token_seq);
   auto* lengths = reinterpret_cast<int32_t*>(staging_ + l.lengths);
   auto* tables = reinterpret_cast<void**>(staging_ + l.tables);
-  auto* fused = reinterpret_cast<uint16_t*>(staging_ + l.fused);
   int row = 0;
   for (int s = 0; s < seqs; ++s) {
     const std::span<const int32_t> seq_tokens = work.tokens[s];
-    if (fused_width > 0) {
-      uint16_t* dst = fused + static_cast<size_t>(row) * fused_width;
-      const std::vector<float>& src = work.hidden[s];
-      if (src.empty()) {
-        std::fill_n(dst, seq_tokens.size() * fused_width, uint16_t{0});
-      } else {
-        std::transform(src.begin(), src.end(), dst, FloatToBf16);
-      }
-    }
     for (size_t i = 0; i < seq_tokens.size(); ++i, ++row) {
       tokens[row] = seq_tokens[i];
       positions[row] = static_cast<int32_t>(work.starts[s] + static_cast<int64_t>(i));
@@ -332,15 +351,28 @@ Status CudaSpecontextPlanner::Project(const Work& work) {
     void** dst = tables + static_cast<size_t>(s) * work.max_blocks;
     std::fill(std::copy(blocks.begin(), blocks.end(), dst), dst + work.max_blocks, nullptr);
   }
-  SPC_CUDA(
-      cudaMemcpyAsync(inputs_.data(), staging_, l.inputs_end, cudaMemcpyHostToDevice, stream_));
+  // The fused rows come from the histories, already on the device.
+  SPC_CUDA(cudaMemcpyAsync(inputs_.data(), staging_, l.fused, cudaMemcpyHostToDevice, stream_));
+  auto* base = inputs_.as<std::byte>();
+  if (fused_width > 0) {
+    auto* fused = reinterpret_cast<uint16_t*>(base + l.fused);
+    for (int s = 0, first_row = 0; s < seqs; ++s) {
+      const int64_t count = static_cast<int64_t>(work.tokens[s].size());
+      uint16_t* dst = fused + static_cast<size_t>(first_row) * fused_width;
+      if (work.hidden[s] != nullptr) {
+        SPC_RETURN_IF_ERROR(work.hidden[s]->WriteInputs(work.starts[s], count, dst, stream_));
+      } else {
+        SPC_CUDA(cudaMemsetAsync(dst, 0, size_t{2} * count * fused_width, stream_));
+      }
+      first_row += static_cast<int>(count);
+    }
+  }
 
   const int width = (q_heads_ + kv_heads_) * head_dim_;
   const size_t t = static_cast<size_t>(work.total_tokens);
   SPC_RETURN_IF_ERROR(EnsureCapacity(gathered_, t * hidden_ * 2));
   SPC_RETURN_IF_ERROR(EnsureCapacity(normed_, t * hidden_ * 2));
   SPC_RETURN_IF_ERROR(EnsureCapacity(qk_out_, t * width * 2));
-  auto* base = inputs_.as<std::byte>();
   const auto* d_tokens = reinterpret_cast<const int32_t*>(base + l.tokens);
   SPC_RETURN_IF_ERROR(EmbeddingGather(kAct, d_tokens, work.total_tokens, embedding_, vocab_,
                                       hidden_, gathered_.data(), stream_));
@@ -380,7 +412,7 @@ Status CudaSpecontextPlanner::Project(const Work& work) {
 
 int CudaSpecontextPlanner::PassFusedWidth(const Work& work) const {
   const bool any = std::any_of(work.hidden.begin(), work.hidden.end(),
-                               [](const std::vector<float>& h) { return !h.empty(); });
+                               [](const DeviceFusedHistory* h) { return h != nullptr; });
   return any ? fused_width_ : 0;
 }
 

@@ -2,7 +2,8 @@
 // hidden path, fc over the target's fused states of the previous position; RMSNorms; Q/K
 // projections; RoPE), its K cache in device blocks, and the selection kernels for the decode rows
 // that run sparse. Same policy, timing of projections and counters as the CPU planner
-// (engine/specontext/specontext_planner.h). The fused states come through the host.
+// (engine/specontext/specontext_planner.h). The target's fused states stay on the device: the
+// planner copies them out of the runner's capture buffer after each step (ObserveStep).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -15,10 +16,10 @@
 #include "common/status.h"
 #include "engine/cuda/cuda_model_runner.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/device_fused_history.h"
 #include "engine/cuda/head_k_pool.h"
 #include "engine/cuda/linear.h"
 #include "engine/cuda/paged_kv.h"
-#include "engine/specontext/fused_history.h"
 #include "engine/specontext/plan_policy.h"
 #include "engine/specontext/retrieval_head.h"
 #include "engine/specontext/specontext_planner.h"
@@ -40,8 +41,11 @@ class CudaSpecontextPlanner final : public StepPlanner {
   std::vector<int> HiddenLayers(std::span<const PlanRow> rows) const override {
     return AnySparse(rows, options_) ? aux_layer_ids_ : std::vector<int>();
   }
+  // States handed over from the host (tests; the engine keeps them on the device).
   Status ObserveHidden(uint64_t seq_id, int64_t start_position,
                        std::span<const float> states) override;
+  // Copies each sparse sequence's states out of the runner's capture buffer.
+  Status ObserveStep(const BatchStep& batch) override;
 
   SpecontextCounters counters() const override { return counters_; }
   int64_t CachedPositions(uint64_t seq_id) const { return cache_.Length(seq_id); }
@@ -62,13 +66,14 @@ class CudaSpecontextPlanner final : public StepPlanner {
     std::vector<std::span<const int32_t>> tokens;  // what the head projects now
     std::vector<int64_t> starts;                   // position of tokens[0]
     std::vector<int64_t> budgets;                  // per selecting sequence
-    std::vector<std::vector<float>> hidden;        // per packed sequence: FusedHistory inputs
-    int selecting = 0;                             // packed sequences [0, selecting) run selection
+    // Per packed sequence: its history when the head's input there reads any known state.
+    std::vector<const DeviceFusedHistory*> hidden;
+    int selecting = 0;  // packed sequences [0, selecting) run selection
     int total_tokens = 0;
     int max_blocks = 0;
     int max_length = 0;  // longest head cache among the selecting rows
     void Add(int row, uint64_t seq, std::span<const int32_t> t, int64_t start, int blocks,
-             std::vector<float> hidden_inputs);
+             const DeviceFusedHistory* history);
   };
 
   CudaSpecontextPlanner(const SpecontextPlannerOptions& options, HeadKPool cache)
@@ -78,8 +83,13 @@ class CudaSpecontextPlanner final : public StepPlanner {
   Result<Work> Prepare(std::span<const PlanRow> rows, BatchStep& batch, Work* catch_up);
   Status Project(const Work& work);
   // The head's input rows [normalised embedding ; normalised fc(hidden)] for a pass with hidden
-  // inputs, from the uploaded fused states.
+  // inputs, from the fused states written at `fused`.
   Status HiddenInput(const Work& work, const std::byte* fused);
+  // `history` when the head's input for positions [first, first + count) reads a known state.
+  const DeviceFusedHistory* KnownHistory(const DeviceFusedHistory& history, int64_t first,
+                                         int64_t count) const {
+    return fused_width_ > 0 && history.Knows(first, count) ? &history : nullptr;
+  }
   // fused_width_ when any row of the pass has hidden inputs, else 0 (the embedding-only path).
   int PassFusedWidth(const Work& work) const;
   Status Select(const Work& work, BatchStep& batch);
@@ -89,7 +99,10 @@ class CudaSpecontextPlanner final : public StepPlanner {
 
   SpecontextPlannerOptions options_;
   HeadKPool cache_;
-  std::unordered_map<uint64_t, FusedHistory> fused_;  // sequences planned sparse
+  std::unordered_map<uint64_t, DeviceFusedHistory> fused_;  // sequences planned sparse
+  // DropBefore calls of the step being planned, applied once its passes have read the states.
+  std::vector<std::pair<uint64_t, int64_t>> drops_;
+  const CudaModelRunner* runner_ = nullptr;
   std::vector<int> aux_layer_ids_;
   int fused_width_ = 0;
   cudaStream_t stream_ = nullptr;

@@ -86,6 +86,9 @@ class StepPlanner {
                                std::span<const float> /*states*/) {
     return Status::Ok();
   }
+  // After a step the planner marked BatchStep::hidden_on_device: the states are still in the
+  // runner's device memory, where the planner reads them itself.
+  virtual Status ObserveStep(const BatchStep& /*batch*/) { return Status::Ok(); }
   // Read between steps (the engine thread owns them while it runs); zeros for a planner that
   // keeps none.
   virtual SpecontextCounters counters() const { return {}; }
