@@ -226,13 +226,15 @@ Status CudaSpecontextPlanner::Plan(std::span<const PlanRow> rows, BatchStep* bat
   if (!status.ok()) {
     for (size_t i = 0; i < rows.size(); ++i) {
       if (cache_.Length(rows[i].seq_id) > projected[i]) {
-        // Shrinking cannot fail. The hidden states these positions would have read may be gone:
-        // a re-plan projects them with zeros there.
+        // Shrinking cannot fail. The hidden states these positions read are kept (no drops
+        // below), so a re-plan projects them again.
         (void)cache_.Resize(rows[i].seq_id, projected[i]);
       }
     }
   }
-  // The passes have queued their reads of the states: what they consumed can go.
+  // The passes have queued their reads of the states: what they consumed can go. After a
+  // failure the states stay, for the engine's re-plan of each row alone.
+  if (!status.ok()) drops_.clear();
   for (const auto& [seq, first] : drops_) {
     if (auto it = fused_.find(seq); it != fused_.end()) {
       if (Status dropped = it->second.DropBefore(first, stream_); status.ok()) status = dropped;
