@@ -387,8 +387,15 @@ def test_specontext_serving(binary):
 
         sparse = complete()
         check(len(sparse) > 0, "empty sparse completion")
-        scrape = metrics_text(server)
-        sparse_rows = metric(scrape, "specontext_decode_rows_total", 'attention="sparse"')
+        # The engine counts a step's rows when the step ends, after its tokens went out, so a
+        # scrape right after the response may come before the last step is counted.
+        deadline = time.monotonic() + 10
+        while True:
+            scrape = metrics_text(server)
+            sparse_rows = metric(scrape, "specontext_decode_rows_total", 'attention="sparse"')
+            if sparse_rows >= 11 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         check(sparse_rows >= 11, f"{sparse_rows} sparse decode rows for 12 tokens past B")
         check(metric(scrape, "specontext_retrieval_seconds_count") > 0, "no retrieval time")
         dense = complete(attention="dense")
