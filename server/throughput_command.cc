@@ -5,11 +5,11 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
 
+#include "loadtest/stats.h"
 #include "server/attention_cli.h"
 
 namespace specontext::server {
@@ -27,9 +27,9 @@ class StepRecorder : public EngineObserver {
       decode_seconds_ += stats.step_seconds;
     }
   }
-  void OnFirstToken(const Sequence& seq) override {
+  void OnFirstToken(const Sequence& /*seq*/) override {
     std::lock_guard lock(mutex_);
-    first_token_[seq.seq_id] = SteadyClock::now();
+    first_token_.push_back(SteadyClock::now());
   }
   void Report(SteadyClock::time_point start, ThroughputResult* out) {
     std::lock_guard lock(mutex_);
@@ -37,7 +37,7 @@ class StepRecorder : public EngineObserver {
     out->decode_steps = decode_steps_;
     out->decode_tokens = decode_tokens_;
     out->decode_seconds = decode_seconds_;
-    for (const auto& [seq, when] : first_token_) {
+    for (const SteadyClock::time_point when : first_token_) {
       out->ttft_seconds.push_back(std::chrono::duration<double>(when - start).count());
     }
     std::sort(out->ttft_seconds.begin(), out->ttft_seconds.end());
@@ -48,7 +48,7 @@ class StepRecorder : public EngineObserver {
   int peak_running_ = 0;
   int64_t decode_steps_ = 0, decode_tokens_ = 0;
   double decode_seconds_ = 0.0;
-  std::map<uint64_t, SteadyClock::time_point> first_token_;
+  std::vector<SteadyClock::time_point> first_token_;
 };
 
 std::vector<int32_t> RandomPrompt(std::mt19937_64& rng, int length, int vocab) {
@@ -58,16 +58,9 @@ std::vector<int32_t> RandomPrompt(std::mt19937_64& rng, int length, int vocab) {
   return prompt;
 }
 
-double Percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0.0;
-  const double at = p * static_cast<double>(sorted.size() - 1);
-  const size_t lo = static_cast<size_t>(at);
-  const size_t hi = std::min(lo + 1, sorted.size() - 1);
-  return sorted[lo] + (at - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
-}
-
 boost::json::object ToJson(const ThroughputOptions& o, const ThroughputResult& r) {
   const SpecontextCounters& c = r.specontext;
+  const loadtest::Summary ttft = loadtest::Summarize(r.ttft_seconds);
   return {{"model", o.model.model},
           {"attention", o.attention},
           {"sparse_budget", o.attention == "specontext" ? o.model.specontext.budget : 0},
@@ -83,8 +76,8 @@ boost::json::object ToJson(const ThroughputOptions& o, const ThroughputResult& r
            r.decode_seconds > 0 ? static_cast<double>(r.decode_tokens) / r.decode_seconds : 0.0},
           {"peak_running", r.peak_running},
           {"preemptions", r.preemptions},
-          {"ttft_median_s", Percentile(r.ttft_seconds, 0.5)},
-          {"ttft_max_s", Percentile(r.ttft_seconds, 1.0)},
+          {"ttft_median_s", ttft.median},
+          {"ttft_max_s", ttft.max},
           {"decode_rows",
            {{"sparse", c.sparse_steps},
             {"short", c.short_steps},
@@ -94,6 +87,7 @@ boost::json::object ToJson(const ThroughputOptions& o, const ThroughputResult& r
 }
 
 void PrintReport(const ThroughputOptions& o, const ThroughputResult& r) {
+  const loadtest::Summary ttft = loadtest::Summarize(r.ttft_seconds);
   fmt::print(
       "{} requests of {} prompt + {} output tokens in {:.2f} s: {:.2f} requests/s, {:.0f} "
       "output tok/s, {:.0f} total tok/s\n",
@@ -109,8 +103,7 @@ void PrintReport(const ThroughputOptions& o, const ThroughputResult& r) {
   fmt::print(
       "running at most {} at once, {} preemptions; time to first token median {:.2f} s, "
       "max {:.2f} s\n",
-      r.peak_running, r.preemptions, Percentile(r.ttft_seconds, 0.5),
-      Percentile(r.ttft_seconds, 1.0));
+      r.peak_running, r.preemptions, ttft.median, ttft.max);
   if (const SpecontextCounters& c = r.specontext; c.decode_steps > 0) {
     fmt::print("specontext: {} decode rows: {} sparse, {} short (S <= B), {} dense fallback\n",
                c.decode_steps, c.sparse_steps, c.short_steps, c.fallback_steps);
