@@ -54,6 +54,11 @@ void AddAttentionOptions(CLI::App* cmd, std::string* attention, ServingModelOpti
                   "dense (0: never)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  cmd->add_option("--sparse-memory-decay", model->specontext.memory_decay,
+                  "Each position ranks by at least this share of its last ranking weight, so "
+                  "what the head found stays selected while it is copied (0: off; CPU backend)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd->add_option("--sparse-dense-layers", model->specontext.dense_layers,
                   "The first N layers attend to every position in sparse steps")
       ->check(CLI::Range(0, 4096))

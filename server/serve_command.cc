@@ -71,6 +71,7 @@ ServingModelOptions ModelOptions(const ServeConfig& config, EngineMetricsObserve
   options.specontext.hidden_input = config.retrieval_hidden;
   options.specontext.fallback_mass_threshold = config.dense_fallback_mass;
   options.specontext.dense_layers = config.sparse_dense_layers;
+  options.specontext.memory_decay = config.sparse_memory_decay;
   return options;
 }
 

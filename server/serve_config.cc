@@ -247,7 +247,8 @@ const std::vector<Setting>& Settings() {
          return SetInteger<int64_t, 1, (int64_t{1} << 24)>(v, &c->sparse_budget);
        }},
       {"draft_model",
-       "EAGLE-3 draft (or small same-tokenizer model) directory for the SpeContext retrieval head",
+       "EAGLE-3 draft (or small same-tokenizer model) directory for the SpeContext retrieval head, "
+       "or 'random' for a head of random weights (benchmarks)",
        [](const std::string& v, ServeConfig* c) {
          c->draft_model = v;
          return Status::Ok();
@@ -275,6 +276,13 @@ const std::vector<Setting>& Settings() {
        "its attention over the whole context)",
        [](const std::string& v, ServeConfig* c) {
          return SetInteger<int, 0, 4096>(v, &c->sparse_dense_layers);
+       }},
+      {"sparse_memory_decay",
+       "SpeContext: each position ranks by at least this share of its ranking weight at the "
+       "previous step, so a span the head found stays selected while it is copied (0: off; CPU "
+       "backend)",
+       [](const std::string& v, ServeConfig* c) {
+         return SetFraction(v, &c->sparse_memory_decay);
        }},
 
   };

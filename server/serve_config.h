@@ -58,6 +58,7 @@ struct ServeConfig {
   bool retrieval_hidden = true;      // the head reads the target's hidden states (EAGLE-3)
   double dense_fallback_mass = 0.0;  // a step whose selection carries less runs dense; 0: never
   int sparse_dense_layers = 0;       // the first N layers attend densely in sparse steps
+  double sparse_memory_decay = 0.0;  // a position ranks by at least this share of its last weight
 };
 
 // Reads one environment variable; nullopt when unset.

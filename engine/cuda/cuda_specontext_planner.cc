@@ -72,6 +72,11 @@ Result<std::unique_ptr<CudaSpecontextPlanner>> CudaSpecontextPlanner::Create(
     const RetrievalHead& head, const CudaModelRunner& runner,
     const SpecontextPlannerOptions& options, int64_t cache_positions) {
   SPC_RETURN_IF_ERROR(ValidatePlannerOptions(options));
+  if (options.memory_decay > 0.0) {
+    return Unimplemented(
+        "CUDA specontext planner: the selection memory (memory_decay) runs on the CPU backend "
+        "so far");
+  }
   SPC_ASSIGN_OR_RETURN(HeadKPool cache, HeadKPool::Create(head.num_kv_heads(), head.head_dim(),
                                                           kBlockTokens, kAct, cache_positions));
   std::unique_ptr<CudaSpecontextPlanner> planner(

@@ -123,7 +123,8 @@ std::string TaskJsonLine(const EvalTask& task) {
                                                     {"answer_prefix", task.text.answer_prefix},
                                                     {"expected", Strings(task.text.expected)},
                                                     {"rule", RuleName(task.text.rule)},
-                                                    {"max_tokens", task.text.max_tokens}});
+                                                    {"max_tokens", task.text.max_tokens},
+                                                    {"single_line", task.text.single_line}});
 }
 
 }  // namespace specontext::eval

@@ -21,6 +21,9 @@ Status ValidatePlannerOptions(const SpecontextPlannerOptions& options) {
   if (options.dense_layers < 0) {
     return InvalidArgument("specontext planner: dense_layers must be >= 0");
   }
+  if (!(options.memory_decay >= 0.0 && options.memory_decay <= 1.0)) {
+    return InvalidArgument("specontext planner: memory_decay must be in [0, 1]");
+  }
   return Status::Ok();
 }
 

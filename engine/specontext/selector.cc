@@ -36,10 +36,21 @@ bool GroupMaxWeights(std::vector<float>& scores, int group, int64_t count, int h
   return true;
 }
 
-// Fills `chosen` (ascending) and returns the selected share of the weights.
-double ChooseTopB(const std::vector<float>& weights, const SelectionOptions& options,
-                  std::vector<int32_t>& chosen) {
-  const int64_t count = static_cast<int64_t>(weights.size());
+// Raises each weight to `decay` times its remembered ranking weight, then remembers the result.
+void ApplyMemory(double decay, std::vector<float>& remembered, std::vector<float>& ranking) {
+  if (remembered.size() > ranking.size()) remembered.resize(ranking.size());
+  const float d = static_cast<float>(decay);
+  for (size_t j = 0; j < remembered.size(); ++j) {
+    ranking[j] = std::max(ranking[j], d * remembered[j]);
+  }
+  remembered = ranking;
+}
+
+// Fills `chosen` (ascending) with the top of `ranking` and returns the share of `weights` the
+// choice carries.
+double ChooseTopB(const std::vector<float>& ranking, const std::vector<float>& weights,
+                  const SelectionOptions& options, std::vector<int32_t>& chosen) {
+  const int64_t count = static_cast<int64_t>(ranking.size());
   const int64_t budget = std::min(options.budget, count);
   std::vector<char> forced(static_cast<size_t>(count), 0);
   int64_t forced_count = 0;
@@ -62,7 +73,7 @@ double ChooseTopB(const std::vector<float>& weights, const SelectionOptions& opt
   }
   const int64_t free_slots = budget - forced_count;
   const auto before = [&](int32_t a, int32_t b) {
-    return weights[a] > weights[b] || (weights[a] == weights[b] && a < b);
+    return ranking[a] > ranking[b] || (ranking[a] == ranking[b] && a < b);
   };
   std::nth_element(candidates.begin(), candidates.begin() + free_slots, candidates.end(), before);
   chosen.clear();
@@ -80,7 +91,8 @@ double ChooseTopB(const std::vector<float>& weights, const SelectionOptions& opt
 }  // namespace
 
 Status SelectPositions(std::span<const float> q, int num_heads, const HeadKvCache& cache,
-                       const SelectionOptions& options, cpu::ThreadPool& pool, Selection* out) {
+                       const SelectionOptions& options, cpu::ThreadPool& pool, Selection* out,
+                       SelectionMemory* memory) {
   const int kv_heads = cache.num_kv_heads();
   const int head_dim = cache.head_dim();
   const int64_t count = cache.size();
@@ -96,6 +108,9 @@ Status SelectPositions(std::span<const float> q, int num_heads, const HeadKvCach
   if (options.budget <= 0 || options.sink_tokens < 0 || options.recent_window < 0) {
     return InvalidArgument("selector: budget must be > 0, sinks and window >= 0");
   }
+  if (!(options.memory_decay >= 0.0 && options.memory_decay <= 1.0)) {
+    return InvalidArgument("selector: memory_decay must be in [0, 1]");
+  }
   if (count == 0) return FailedPrecondition("selector: the K cache is empty");
   if (count > std::numeric_limits<int32_t>::max()) {
     return OutOfRange("selector: more positions than int32 can index");
@@ -105,6 +120,9 @@ Status SelectPositions(std::span<const float> q, int num_heads, const HeadKvCach
   // Heads one after another: the q·Kᵀ product spreads each head's positions over the pool.
   std::vector<float> scores(static_cast<size_t>(group * count));
   std::vector<float> weights(static_cast<size_t>(count));
+  std::vector<float> ranking;
+  const bool remember = memory != nullptr && options.memory_decay > 0.0;
+  if (remember) memory->weights.resize(static_cast<size_t>(kv_heads));
   double sum = 0.0;
   for (int h = 0; h < kv_heads; ++h) {
     cpu::MatmulNT(pool, q.data() + static_cast<size_t>(h) * group * head_dim, cache.Head(h),
@@ -112,7 +130,13 @@ Status SelectPositions(std::span<const float> q, int num_heads, const HeadKvCach
     if (!GroupMaxWeights(scores, group, count, head_dim, weights)) {
       return InvalidArgument("selector: attention scores are not finite");
     }
-    sum += ChooseTopB(weights, options, out->positions[h]);
+    if (!remember) {
+      sum += ChooseTopB(weights, weights, options, out->positions[h]);
+      continue;
+    }
+    ranking = weights;
+    ApplyMemory(options.memory_decay, memory->weights[h], ranking);
+    sum += ChooseTopB(ranking, weights, options, out->positions[h]);
   }
   out->selected_mass = sum / kv_heads;
   return Status::Ok();

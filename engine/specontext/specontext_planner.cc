@@ -56,6 +56,9 @@ Status SpecontextPlanner::PlanSequence(const PlanRow& row, SequenceStep& step) {
   if (step.start_position < state.cache.size()) {
     state.cache.Truncate(step.start_position);
     state.fused.Truncate(step.start_position);
+    for (std::vector<float>& head : state.memory.weights) {
+      head.resize(std::min<size_t>(head.size(), static_cast<size_t>(step.start_position)));
+    }
   }
   // Positions before this step that the head has not projected: earlier prefill chunks, whose
   // hidden inputs arrived after their step, and prefixes adopted from the prefix cache.
@@ -84,9 +87,11 @@ Status SpecontextPlanner::PlanSequence(const PlanRow& row, SequenceStep& step) {
     return Status::Ok();
   }
   Selection selection;
-  const SelectionOptions select{budget, options_.sink_tokens, options_.recent_window};
-  SPC_RETURN_IF_ERROR(SelectPositions(q, head_->num_heads(), state.cache, select, pool_, &selection)
-                          .WithContext(what));
+  const SelectionOptions select{budget, options_.sink_tokens, options_.recent_window,
+                                options_.memory_decay};
+  SPC_RETURN_IF_ERROR(
+      SelectPositions(q, head_->num_heads(), state.cache, select, pool_, &selection, &state.memory)
+          .WithContext(what));
   counters_.selected_mass_sum += selection.selected_mass;
   if (selection.selected_mass < options_.fallback_mass_threshold) {
     ++counters_.fallback_steps;

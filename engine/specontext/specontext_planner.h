@@ -14,6 +14,7 @@
 #include "engine/specontext/fused_history.h"
 #include "engine/specontext/head_kv_cache.h"
 #include "engine/specontext/retrieval_head.h"
+#include "engine/specontext/selector.h"
 #include "engine/specontext/step_planner.h"
 
 namespace specontext {
@@ -31,6 +32,8 @@ struct SpecontextPlannerOptions {
   double fallback_mass_threshold = 0.0;
   // The first N target layers attend densely in sparse rows (BatchStep::dense_layers).
   int dense_layers = 0;
+  // SelectionOptions::memory_decay: a position keeps this share of its last ranking weight.
+  double memory_decay = 0.0;
   // An EAGLE-3 head reads the target's fused hidden states of the previous position (the input
   // it was trained with); false gives it zeros there. Applied when the head is loaded
   // (RetrievalHeadOptions::load_hidden_path).
@@ -62,6 +65,7 @@ class SpecontextPlanner final : public StepPlanner {
   struct SequenceState {
     HeadKvCache cache;
     FusedHistory fused;
+    SelectionMemory memory;
   };
 
   SpecontextPlanner(std::shared_ptr<const RetrievalHead> head,

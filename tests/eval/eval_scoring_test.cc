@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
 #include "engine/eval/eval_report.h"
 #include "engine/eval/scoring.h"
 
@@ -38,6 +40,25 @@ TEST(EvalScoringTest, ContainsWordRespectsBoundaries) {
   EXPECT_FALSE(ContainsWord("a-12345", "12345"));
   EXPECT_FALSE(ContainsWord("1234", "12345"));
   EXPECT_FALSE(ContainsWord("anything", ""));
+}
+
+TEST(EvalScoringTest, TaskJsonLineCarriesWhatAnOutsideRunnerNeeds) {
+  EvalTask task;
+  task.task = "niah_uuid";
+  task.length = 4096;
+  task.index = 3;
+  task.seed = 99;
+  task.text = {"user text", "The UUID is", {"a-b"}, ScoreRule::kAllOf, 48, false};
+  task.prompt_text = "<prompt>";
+  task.prompt_tokens = {1, 2, 3};
+  const boost::json::object line = boost::json::parse(TaskJsonLine(task)).as_object();
+  EXPECT_EQ(line.at("task").as_string(), "niah_uuid");
+  EXPECT_EQ(line.at("prompt").as_string(), "<prompt>");
+  EXPECT_EQ(line.at("prompt_tokens").to_number<int>(), 3);
+  EXPECT_EQ(line.at("rule").as_string(), "all_of");
+  EXPECT_EQ(line.at("max_tokens").to_number<int>(), 48);
+  EXPECT_FALSE(line.at("single_line").as_bool());
+  EXPECT_EQ(line.at("expected").as_array().at(0).as_string(), "a-b");
 }
 
 TEST(EvalScoringTest, AggregatesCellsAndFormatsTheTable) {

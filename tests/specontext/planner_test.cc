@@ -41,7 +41,8 @@ class PlannerTest : public ::testing::Test {
 
   // What the planner should pick for the last of `tokens`, computed from scratch.
   std::vector<std::vector<int32_t>> Expected(const std::vector<int32_t>& tokens,
-                                             const SelectionOptions& options) {
+                                             const SelectionOptions& options,
+                                             SelectionMemory* memory = nullptr) {
     const RetrievalHead& head = **head_;
     const int n = static_cast<int>(tokens.size());
     std::vector<float> k(n * head.num_kv_heads() * head.head_dim());
@@ -52,7 +53,8 @@ class PlannerTest : public ::testing::Test {
     HeadKvCache cache(head.num_kv_heads(), head.head_dim());
     cache.Append(k.data(), n);
     Selection selection;
-    EXPECT_TRUE(SelectPositions(q, head.num_heads(), cache, options, pool, &selection).ok());
+    EXPECT_TRUE(
+        SelectPositions(q, head.num_heads(), cache, options, pool, &selection, memory).ok());
     return selection.positions;
   }
 
@@ -176,6 +178,37 @@ TEST_F(PlannerTest, RecomputeAfterPreemptionTruncates) {
   EXPECT_THAT(gap.message(), HasSubstr("sequence 7"));
 }
 
+TEST_F(PlannerTest, SelectionMemoryCarriesAcrossStepsAndIsCutOnRecompute) {
+  auto planner = MakePlanner({.budget = 6, .sink_tokens = 0, .memory_decay = 0.9});
+  ASSERT_NE(planner, nullptr);
+  const SelectionOptions select{6, 0, 1, 0.9};
+  SelectionMemory reference;
+  std::mt19937 rng(13);
+  std::vector<int32_t> tokens = RandomTokens(rng, 16);
+  PlanRow row{3, AttentionMode::kSpecontext, 0};
+  BatchStep batch;
+  batch.sequences.push_back(Step({tokens.data(), 16}, 0));
+  ASSERT_TRUE(planner->Plan({&row, 1}, &batch).ok());
+  const auto decode = [&](int steps) {
+    for (int i = 0; i < steps; ++i) {
+      tokens.push_back(RandomTokens(rng, 1)[0]);
+      row.context = {tokens.data(), tokens.size() - 1};
+      batch.sequences[0] = Step({&tokens.back(), 1}, int32_t(tokens.size() - 1));
+      ASSERT_TRUE(planner->Plan({&row, 1}, &batch).ok());
+      EXPECT_EQ(batch.sequences[0].sparse_positions, Expected(tokens, select, &reference))
+          << "at S = " << tokens.size();
+    }
+  };
+  decode(5);
+  // A recompute from position 10 forgets what the memory held past it.
+  tokens.resize(14);
+  row.context = {tokens.data(), 10};
+  batch.sequences[0] = Step({tokens.data() + 10, 4}, 10);
+  ASSERT_TRUE(planner->Plan({&row, 1}, &batch).ok());
+  for (auto& head : reference.weights) head.resize(10);
+  decode(3);
+}
+
 TEST_F(PlannerTest, LowSelectedMassFallsBackToDense) {
   std::mt19937 rng(9);
   const std::vector<int32_t> tokens = RandomTokens(rng, 30);
@@ -236,6 +269,9 @@ TEST_F(PlannerTest, InvalidOptionsAndHiddenStateWithoutHiddenPath) {
   EXPECT_FALSE(SpecontextPlanner::Create(*head_, bad).ok());
   bad = {};
   bad.fallback_mass_threshold = 1.5;
+  EXPECT_FALSE(SpecontextPlanner::Create(*head_, bad).ok());
+  bad = {};
+  bad.memory_decay = -0.5;
   EXPECT_FALSE(SpecontextPlanner::Create(*head_, bad).ok());
   EXPECT_FALSE(SpecontextPlanner::Create(nullptr, {}).ok());
   // A head without the hidden path asks for no states and ignores any it is given.

@@ -148,6 +148,95 @@ TEST(SelectorTest, ForcedPositionsBeyondTheBudgetKeepSinksFirst) {
   EXPECT_EQ(got.positions[0], (std::vector<int32_t>{0, 1, 2, 28, 29}));
 }
 
+TEST(SelectorTest, MemoryRanksByTheDecayedMaxAndReportsThisStepsMass) {
+  std::mt19937 rng(20261124);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  const int heads = 4, kv_heads = 2, dim = 8;
+  const SelectionOptions options{12, 2, 1, 0.9};
+  HeadKvCache cache = RandomCache(rng, kv_heads, dim, 40);
+  SelectionMemory memory;
+  std::vector<std::vector<double>> rank;  // the reference's ranking weights per KV head
+  for (int step = 0; step < 5; ++step) {
+    SCOPED_TRACE(::testing::Message() << "step " << step);
+    std::vector<float> row(kv_heads * dim);
+    for (float& v : row) v = normal(rng);
+    cache.Append(row.data(), 1);
+    std::vector<float> q(heads * dim);
+    for (float& v : q) v = normal(rng);
+    Selection got;
+    ASSERT_TRUE(
+        SelectPositions(q, heads, cache, options, cpu::ThreadPool::Shared(), &got, &memory).ok());
+    const auto weights = ReferenceWeights(q, heads, cache);
+    rank.resize(kv_heads);
+    const std::set<int32_t> forced = Forced(cache.size(), options);
+    double mass = 0;
+    for (int h = 0; h < kv_heads; ++h) {
+      std::vector<double> next = weights[h];
+      for (size_t j = 0; j < rank[h].size(); ++j) {
+        next[j] = std::max(next[j], options.memory_decay * rank[h][j]);
+      }
+      rank[h] = next;
+      ASSERT_EQ(memory.weights[h].size(), size_t(cache.size()));
+      for (int64_t j = 0; j < cache.size(); ++j) EXPECT_NEAR(memory.weights[h][j], next[j], 1e-5);
+      const std::set<int32_t> chosen(got.positions[h].begin(), got.positions[h].end());
+      ASSERT_EQ(int64_t(chosen.size()), options.budget);
+      double lowest_pick = INFINITY, highest_left = -INFINITY, total = 0, picked = 0;
+      for (int64_t j = 0; j < cache.size(); ++j) {
+        total += weights[h][j];
+        if (chosen.count(int32_t(j))) picked += weights[h][j];
+        if (forced.count(int32_t(j))) continue;
+        if (chosen.count(int32_t(j))) {
+          lowest_pick = std::min(lowest_pick, next[j]);
+        } else {
+          highest_left = std::max(highest_left, next[j]);
+        }
+      }
+      EXPECT_GE(lowest_pick, highest_left - 1e-6);
+      mass += picked / total;
+    }
+    EXPECT_NEAR(got.selected_mass, mass / kv_heads, 1e-5);
+  }
+}
+
+TEST(SelectorTest, MemoryKeepsWhatTheHeadFoundAfterItsWeightFades) {
+  // Step 1's query finds position 5 (the other free slot goes to the earliest of the flat rest);
+  // step 2's finds positions 10 and 11 instead. Only the memory keeps 5 in the list.
+  HeadKvCache cache(1, 2);
+  for (int j = 0; j < 16; ++j) {
+    const float k[2] = {j == 5 ? 8.0f : 0.0f, j == 10 || j == 11 ? 3.0f : 0.0f};
+    cache.Append(k, 1);
+  }
+  auto& pool = cpu::ThreadPool::Shared();
+  for (const double decay : {0.0, 0.95}) {
+    SCOPED_TRACE(::testing::Message() << "decay " << decay);
+    SelectionMemory memory;
+    Selection got;
+    ASSERT_TRUE(
+        SelectPositions(std::vector<float>{1, 0}, 1, cache, {3, 0, 1, decay}, pool, &got, &memory)
+            .ok());
+    EXPECT_EQ(got.positions[0], (std::vector<int32_t>{0, 5, 15}));
+    ASSERT_TRUE(
+        SelectPositions(std::vector<float>{0, 1}, 1, cache, {3, 0, 1, decay}, pool, &got, &memory)
+            .ok());
+    const std::vector<int32_t> expected =
+        decay > 0 ? std::vector<int32_t>{5, 10, 15} : std::vector<int32_t>{10, 11, 15};
+    EXPECT_EQ(got.positions[0], expected);
+  }
+}
+
+TEST(SelectorTest, MemoryOfALongerCacheIsCutToTheCache) {
+  std::mt19937 rng(11);
+  HeadKvCache cache = RandomCache(rng, 1, 4, 20);
+  SelectionMemory memory{{std::vector<float>(50, 1.0f)}};
+  Selection got;
+  ASSERT_TRUE(SelectPositions(std::vector<float>(4, 0.5f), 1, cache, {4, 0, 1, 0.5},
+                              cpu::ThreadPool::Shared(), &got, &memory)
+                  .ok());
+  ASSERT_EQ(memory.weights[0].size(), 20u);
+  // Every remembered position ranks at 0.5 at least: the first three win the free slots.
+  EXPECT_EQ(got.positions[0], (std::vector<int32_t>{0, 1, 2, 19}));
+}
+
 TEST(SelectorTest, BadInputsAreErrors) {
   std::mt19937 rng(3);
   HeadKvCache cache = RandomCache(rng, 2, 4, 10);
@@ -157,6 +246,12 @@ TEST(SelectorTest, BadInputsAreErrors) {
   EXPECT_FALSE(SelectPositions(std::vector<float>(8), 4, cache, {4}, pool, &got).ok());
   EXPECT_FALSE(SelectPositions(std::vector<float>(16), 4, cache, {0}, pool, &got).ok());
   EXPECT_FALSE(SelectPositions(std::vector<float>(16), 4, cache, {4, -1, 0}, pool, &got).ok());
+  SelectionMemory memory;
+  for (const double decay : {-0.1, 1.5, double(NAN)}) {
+    EXPECT_FALSE(
+        SelectPositions(std::vector<float>(16), 4, cache, {4, 0, 1, decay}, pool, &got, &memory)
+            .ok());
+  }
   std::vector<float> nan_q(16, 0.0f);
   nan_q[0] = NAN;
   EXPECT_FALSE(SelectPositions(nan_q, 4, cache, {4}, pool, &got).ok());
