@@ -40,8 +40,6 @@ class Selection:
         self.sinks = sinks
         self.kind = "dense"
         self.budget = 0
-        self.chunk = 1
-        self.decay = 0.0
         self.record = None  # list of per-layer [nkv, S] weights while a shared list is read
         self.shared = None  # [nkv, S] bool: the shared list of this step
 
@@ -147,6 +145,20 @@ def score(task, answer):
     return sum(contains_word(answer, e) for e in expected) / len(expected)
 
 
+def drop_after(cache, length):
+    """Crops the cache to its first `length` positions (a negative crop removes that many)."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)
+
+
+def token_ids(value):
+    """A config's token id or list of them, as a set."""
+    if value is None:
+        return set()
+    return {value} if isinstance(value, int) else set(value)
+
+
 def line_complete(answer):
     nl = answer.find("\n")
     return nl >= 0 and answer[:nl].strip() != ""
@@ -156,8 +168,7 @@ def line_complete(answer):
 def decode(model, tokenizer, cache, state, head, mode, first, task, stop_ids):
     parts = mode.split(":")
     kind, budget, chunk, decay = parts + ["dense", "0", "1", "0"][len(parts):]
-    state.kind, state.budget, state.chunk = kind, int(budget), int(chunk)
-    state.decay = float(decay)
+    state.kind, state.budget = kind, int(budget)
     if kind == "head":
         head.reset()
     generated = [first]
@@ -169,12 +180,12 @@ def decode(model, tokenizer, cache, state, head, mode, first, task, stop_ids):
         if kind == "shared" and cache.get_seq_length() + 1 > state.budget:
             state.record = []
             model(token, past_key_values=cache, use_cache=True, logits_to_keep=1)
-            cache.crop(cache.get_seq_length() - 1)
+            drop_after(cache, cache.get_seq_length() - 1)
             state.shared = keep_mask(torch.stack(state.record).mean(0), state.budget, state.sinks)
             state.record = None
         if kind == "head":
             state.shared = head.select(token, cache.get_seq_length(), state.budget, state.sinks,
-                                       state.chunk, state.decay)
+                                       int(chunk), float(decay))
         out = model(token, past_key_values=cache, use_cache=True, logits_to_keep=1,
                     output_hidden_states=kind == "head")
         if kind == "head":
@@ -201,11 +212,8 @@ def main():
     tokenizer = AutoTokenizer.from_pretrained(args.target)
     model = AutoModelForCausalLM.from_pretrained(args.target, dtype=torch.bfloat16,
                                                  attn_implementation="sdpa").cuda().eval()
-    stop_ids = {model.config.eos_token_id} if isinstance(model.config.eos_token_id, int) else set(
-        model.config.eos_token_id or [])
-    if model.generation_config.eos_token_id is not None:
-        eos = model.generation_config.eos_token_id
-        stop_ids |= {eos} if isinstance(eos, int) else set(eos)
+    stop_ids = token_ids(model.config.eos_token_id) | token_ids(
+        model.generation_config.eos_token_id)
 
     head = None
     if args.draft:
@@ -239,12 +247,13 @@ def main():
         first = int(out.logits[0, -1].argmax())
         row = {"task": task["task"], "length": task["length"], "index": task["index"]}
         for mode in modes:
-            cache.crop(ids.shape[1])
+            drop_after(cache, ids.shape[1])
             answer = decode(model, tokenizer, cache, state, head, mode, first, task, stop_ids)
             row[mode] = {"answer": answer, "score": score(task, answer)}
             cells[(mode, task["length"])].append(row[mode]["score"])
         answers.append(row)
         summary = {f"{m} @ {n}": round(100 * sum(v) / len(v), 1) for (m, n), v in cells.items()}
+        # Rewritten after every task, so a run cut off by its time limit keeps what it scored.
         print(f"[{i + 1}/{len(tasks)}] {time.time() - start:.0f} s {summary}", flush=True)
         json.dump({"modes": modes, "sinks": args.sinks, "summary": summary, "answers": answers},
                   open(args.out, "w"), indent=1)
