@@ -56,7 +56,7 @@ void AddAttentionOptions(CLI::App* cmd, std::string* attention, ServingModelOpti
       ->capture_default_str();
   cmd->add_option("--sparse-memory-decay", model->specontext.memory_decay,
                   "Each position ranks by at least this share of its last ranking weight, so "
-                  "what the head found stays selected while it is copied (0: off; CPU backend)")
+                  "what the head found stays selected while it is copied (0: off)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   cmd->add_option("--sparse-dense-layers", model->specontext.dense_layers,

@@ -9,6 +9,7 @@
 
 #include "engine/model/model.h"
 #include "engine/specontext/slot_map.h"
+#include "engine/specontext/specontext_planner.h"
 #include "kv_store/memory_manager.h"
 
 #if SPECONTEXT_HAVE_CUDA
@@ -148,6 +149,7 @@ void AddBenchCommand(CLI::App& app) {
     int steps = 20;
     int sparse_budget = 0;
     int sparse_dense_layers = 0;
+    double memory_decay = SpecontextPlannerOptions{}.memory_decay;  // time what serving runs
     int summary_top_k = 1;
     double gpu_memory_gib = 0;
     double reselect = 0.1;
@@ -174,6 +176,10 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--sparse-dense-layers", options->sparse_dense_layers,
                   "sparse steps still attend to every position in the first N layers")
       ->check(CLI::Range(0, 4096));
+  cmd->add_option("--sparse-memory-decay", options->memory_decay,
+                  "the timed selection ranks through a selection memory of this decay (0: off)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd->add_option("--summary-top-k", options->summary_top_k,
                   "decode steps return logits summaries with this many top tokens, as serving "
                   "does (1: greedy, 1024: sampled; 0: whole rows only)")
@@ -197,6 +203,7 @@ void AddBenchCommand(CLI::App& app) {
                                .steps = options->steps,
                                .sparse_budget = options->sparse_budget,
                                .sparse_dense_layers = options->sparse_dense_layers,
+                               .memory_decay = options->memory_decay,
                                .summary_top_k = options->summary_top_k,
                                .reselect = options->reselect};
       if (options->gpu_memory_gib > 0) {

@@ -279,8 +279,7 @@ const std::vector<Setting>& Settings() {
        }},
       {"sparse_memory_decay",
        "SpeContext: each position ranks by at least this share of its ranking weight at the "
-       "previous step, so a span the head found stays selected while it is copied (0: off; CPU "
-       "backend)",
+       "previous step, so a span the head found stays selected while it is copied (0: off)",
        [](const std::string& v, ServeConfig* c) {
          return SetFraction(v, &c->sparse_memory_decay);
        }},

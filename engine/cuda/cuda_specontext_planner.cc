@@ -39,7 +39,7 @@ size_t Align(size_t bytes) { return (bytes + 255) / 256 * 256; }
 // Byte offsets of one step's staging area; the inputs part is uploaded, the outputs part
 // downloaded.
 struct StagingLayout {
-  size_t tokens, positions, token_seq, lengths, tables, fused, inputs_end;
+  size_t tokens, positions, token_seq, lengths, memory, remembered, tables, fused, inputs_end;
   size_t counts, mass, indices, end;
 };
 
@@ -51,7 +51,9 @@ StagingLayout LayoutFor(int tokens, int seqs, int max_blocks, int selecting, int
   l.positions = l.tokens + Align(sizeof(int32_t) * tokens);
   l.token_seq = l.positions + Align(sizeof(int32_t) * tokens);
   l.lengths = l.token_seq + Align(sizeof(int32_t) * tokens);
-  l.tables = l.lengths + Align(sizeof(int32_t) * std::max(selecting, 1));
+  l.memory = l.lengths + Align(sizeof(int32_t) * std::max(selecting, 1));
+  l.remembered = l.memory + Align(sizeof(float*) * std::max(selecting, 1));
+  l.tables = l.remembered + Align(sizeof(int32_t) * std::max(selecting, 1));
   l.fused = l.tables + Align(sizeof(void*) * seqs * max_blocks);
   l.inputs_end = l.fused + Align(size_t{2} * tokens * fused_width);
   const size_t slots = static_cast<size_t>(selecting) * kv_heads;
@@ -72,11 +74,6 @@ Result<std::unique_ptr<CudaSpecontextPlanner>> CudaSpecontextPlanner::Create(
     const RetrievalHead& head, const CudaModelRunner& runner,
     const SpecontextPlannerOptions& options, int64_t cache_positions) {
   SPC_RETURN_IF_ERROR(ValidatePlannerOptions(options));
-  if (options.memory_decay > 0.0) {
-    return Unimplemented(
-        "CUDA specontext planner: the selection memory (memory_decay) runs on the CPU backend "
-        "so far");
-  }
   SPC_ASSIGN_OR_RETURN(HeadKPool cache, HeadKPool::Create(head.num_kv_heads(), head.head_dim(),
                                                           kBlockTokens, kAct, cache_positions));
   std::unique_ptr<CudaSpecontextPlanner> planner(
@@ -152,6 +149,7 @@ Status CudaSpecontextPlanner::Init(const RetrievalHead& head, const CudaModelRun
 void CudaSpecontextPlanner::Release(uint64_t seq_id) {
   cache_.Release(seq_id);
   fused_.erase(seq_id);
+  memory_.erase(seq_id);
 }
 
 Status CudaSpecontextPlanner::ObserveHidden(uint64_t seq_id, int64_t start_position,
@@ -226,6 +224,9 @@ Status CudaSpecontextPlanner::Plan(std::span<const PlanRow> rows, BatchStep* bat
   Result<Work> work = Prepare(rows, *batch, &catch_up);
   Status status = work.status();
   if (status.ok() && catch_up.total_tokens > 0) status = Project(catch_up);
+  if (status.ok() && work->selecting > 0 && options_.memory_decay > 0.0) {
+    status = PrepareMemory(*work);
+  }
   if (status.ok() && work->total_tokens > 0) status = Project(*work);
   if (status.ok() && work->selecting > 0) status = Select(*work, *batch);
   if (!status.ok()) {
@@ -269,7 +270,12 @@ Result<CudaSpecontextPlanner::Work> CudaSpecontextPlanner::Prepare(std::span<con
     const uint64_t seq = rows[i].seq_id;
     const std::string what = "specontext planner: sequence " + std::to_string(seq);
     DeviceFusedHistory& fused = fused_.try_emplace(seq, std::max(fused_width_, 1)).first->second;
-    if (step.start_position < cache_.Length(seq)) fused.Truncate(step.start_position);
+    if (step.start_position < cache_.Length(seq)) {
+      fused.Truncate(step.start_position);
+      if (auto m = memory_.find(seq); m != memory_.end()) {
+        m->second.remembered = std::min<int64_t>(m->second.remembered, step.start_position);
+      }
+    }
     const int64_t held = std::min<int64_t>(cache_.Length(seq), step.start_position);
     SPC_ASSIGN_OR_RETURN(const std::span<const int32_t> missing,
                          MissingContext(rows[i], step.start_position, held, what));
@@ -354,6 +360,10 @@ Status CudaSpecontextPlanner::Project(const Work& work) {
       token_seq[row] = s;
     }
     if (s < work.selecting) lengths[s] = static_cast<int32_t>(work.starts[s] + 1);
+    if (s < static_cast<int>(work.memory.size())) {
+      reinterpret_cast<float**>(staging_ + l.memory)[s] = work.memory[s];
+      reinterpret_cast<int32_t*>(staging_ + l.remembered)[s] = work.remembered[s];
+    }
     const std::vector<void*>& blocks = cache_.Blocks(work.seq_ids[s]);
     void** dst = tables + static_cast<size_t>(s) * work.max_blocks;
     std::fill(std::copy(blocks.begin(), blocks.end(), dst), dst + work.max_blocks, nullptr);
@@ -448,6 +458,27 @@ PagedKv CudaSpecontextPlanner::HeadView(void* const* tables, int max_blocks) con
           .dtype = kAct};
 }
 
+Status CudaSpecontextPlanner::PrepareMemory(Work& work) {
+  const size_t row_bytes = sizeof(float) * kv_heads_;
+  for (int s = 0; s < work.selecting; ++s) {
+    Memory& memory = memory_[work.seq_ids[s]];
+    const size_t need = static_cast<size_t>(work.starts[s] + 1) * row_bytes;
+    if (memory.weights.bytes() < need) {
+      SPC_ASSIGN_OR_RETURN(DeviceBuffer grown, DeviceBuffer::Allocate(need + need / 2));
+      if (memory.remembered > 0) {
+        SPC_CUDA(cudaMemcpyAsync(grown.data(), memory.weights.data(),
+                                 static_cast<size_t>(memory.remembered) * row_bytes,
+                                 cudaMemcpyDeviceToDevice, stream_));
+      }
+      SPC_CUDA(cudaStreamSynchronize(stream_));  // the copy reads the old buffer
+      memory.weights = std::move(grown);
+    }
+    work.memory.push_back(memory.weights.as<float>());
+    work.remembered.push_back(static_cast<int32_t>(memory.remembered));
+  }
+  return Status::Ok();
+}
+
 Status CudaSpecontextPlanner::Select(const Work& work, BatchStep& batch) {
   const int64_t max_budget = *std::max_element(work.budgets.begin(), work.budgets.end());
   const int seqs = static_cast<int>(work.rows.size());
@@ -460,6 +491,9 @@ Status CudaSpecontextPlanner::Select(const Work& work, BatchStep& batch) {
   auto* base = inputs_.as<std::byte>();
   auto* tables = reinterpret_cast<void* const*>(base + l.tables);
   auto* lengths = reinterpret_cast<const int32_t*>(base + l.lengths);
+  const bool remember = !work.memory.empty();
+  auto* memory = remember ? reinterpret_cast<float* const*>(base + l.memory) : nullptr;
+  auto* remembered = remember ? reinterpret_cast<const int32_t*>(base + l.remembered) : nullptr;
   auto* counts = reinterpret_cast<int32_t*>(base + l.counts);
   auto* mass = reinterpret_cast<float*>(base + l.mass);
   auto* indices = reinterpret_cast<int32_t*>(base + l.indices);
@@ -484,7 +518,10 @@ Status CudaSpecontextPlanner::Select(const Work& work, BatchStep& batch) {
                              .window = window,
                              .indices = indices + slot0 * max_budget,
                              .counts = counts + slot0,
-                             .mass = mass + slot0};
+                             .mass = mass + slot0,
+                             .memory_decay = static_cast<float>(options_.memory_decay),
+                             .memory = memory != nullptr ? memory + g0 : nullptr,
+                             .remembered = memory != nullptr ? remembered + g0 : nullptr};
     SPC_RETURN_IF_ERROR(SelectPositions(
         args, HeadView(tables + static_cast<size_t>(g0) * work.max_blocks, work.max_blocks),
         select_ws_.data(), select_ws_.bytes(), stream_));
@@ -494,6 +531,10 @@ Status CudaSpecontextPlanner::Select(const Work& work, BatchStep& batch) {
                            cudaMemcpyDeviceToHost, stream_));
   SPC_CUDA(cudaStreamSynchronize(stream_));
 
+  // The memory now holds this step's ranking for every selecting row's positions.
+  for (int s = 0; remember && s < work.selecting; ++s) {
+    memory_[work.seq_ids[s]].remembered = work.starts[s] + 1;
+  }
   const auto* h_counts = reinterpret_cast<const int32_t*>(staging_ + l.counts);
   const auto* h_mass = reinterpret_cast<const float*>(staging_ + l.mass);
   const auto* h_indices = reinterpret_cast<const int32_t*>(staging_ + l.indices);

@@ -72,6 +72,10 @@ class CudaSpecontextPlanner final : public StepPlanner {
     int total_tokens = 0;
     int max_blocks = 0;
     int max_length = 0;  // longest head cache among the selecting rows
+    // Per selecting sequence, with the selection memory: its ranking weights and how many
+    // positions of them the previous selection left.
+    std::vector<float*> memory;
+    std::vector<int32_t> remembered;
     void Add(int row, uint64_t seq, std::span<const int32_t> t, int64_t start, int blocks,
              const DeviceFusedHistory* history);
   };
@@ -92,6 +96,9 @@ class CudaSpecontextPlanner final : public StepPlanner {
   }
   // fused_width_ when any row of the pass has hidden inputs, else 0 (the embedding-only path).
   int PassFusedWidth(const Work& work) const;
+  // The selection memory of every selecting row, with room for its length (options_.memory_decay
+  // > 0).
+  Status PrepareMemory(Work& work);
   Status Select(const Work& work, BatchStep& batch);
   PagedKv HeadView(void* const* tables, int max_blocks) const;
   Status EnsureCapacity(DeviceBuffer& buffer, size_t bytes);
@@ -100,6 +107,12 @@ class CudaSpecontextPlanner final : public StepPlanner {
   SpecontextPlannerOptions options_;
   HeadKPool cache_;
   std::unordered_map<uint64_t, DeviceFusedHistory> fused_;  // sequences planned sparse
+  // The selection memory per sequence: [position][kv_heads] floats, valid below `remembered`.
+  struct Memory {
+    DeviceBuffer weights;
+    int64_t remembered = 0;
+  };
+  std::unordered_map<uint64_t, Memory> memory_;
   // DropBefore calls of the step being planned, applied once its passes have read the states.
   std::vector<std::pair<uint64_t, int64_t>> drops_;
   const CudaModelRunner* runner_ = nullptr;

@@ -19,9 +19,9 @@ namespace specontext::cuda {
 namespace {
 
 // Device time of one selection for `batch` rows over a head K cache of `context` positions
-// with the target's head shape.
+// with the target's head shape; with a memory decay, each row remembers all but its last position.
 Result<double> TimeSelection(const ModelConfig& c, const KvLayout& layout, int batch, int context,
-                             int budget, cudaStream_t stream) {
+                             int budget, double memory_decay, cudaStream_t stream) {
   KvLayout head = layout;
   head.num_layers = 1;
   const int max_blocks = static_cast<int>(head.BlocksFor(context));
@@ -45,6 +45,21 @@ Result<double> TimeSelection(const ModelConfig& c, const KvLayout& layout, int b
   SPC_CUDA(cudaMemcpy(tables.data(), table.data(), tables.bytes(), cudaMemcpyHostToDevice));
   SPC_CUDA(
       cudaMemcpy(lengths.data(), host_lengths.data(), lengths.bytes(), cudaMemcpyHostToDevice));
+  const size_t memory_floats = size_t(context) * c.num_kv_heads;
+  SPC_ASSIGN_OR_RETURN(DeviceBuffer memory,
+                       DeviceBuffer::Allocate(size_t(batch) * memory_floats * sizeof(float)));
+  SPC_CUDA(cudaMemset(memory.data(), 0, memory.bytes()));
+  std::vector<float*> memory_rows(batch);
+  for (int b = 0; b < batch; ++b) memory_rows[b] = memory.as<float>() + b * memory_floats;
+  SPC_ASSIGN_OR_RETURN(DeviceBuffer memory_table,
+                       DeviceBuffer::Allocate(batch * (sizeof(float*) + sizeof(int32_t))));
+  const std::vector<int32_t> remembered(batch, context - 1);
+  SPC_CUDA(cudaMemcpy(memory_table.data(), memory_rows.data(), batch * sizeof(float*),
+                      cudaMemcpyHostToDevice));
+  auto* d_remembered = reinterpret_cast<int32_t*>(memory_table.as<float*>() + batch);
+  SPC_CUDA(
+      cudaMemcpy(d_remembered, remembered.data(), batch * sizeof(int32_t), cudaMemcpyHostToDevice));
+  const bool remember = memory_decay > 0.0;
   auto* counts = out.as<int32_t>();
   const SelectionArgs args{.q = q.data(),
                            .q_stride = width,
@@ -58,7 +73,10 @@ Result<double> TimeSelection(const ModelConfig& c, const KvLayout& layout, int b
                            .window = 0,
                            .indices = counts + 2 * slots,
                            .counts = counts,
-                           .mass = reinterpret_cast<float*>(counts + slots)};
+                           .mass = reinterpret_cast<float*>(counts + slots),
+                           .memory_decay = static_cast<float>(memory_decay),
+                           .memory = remember ? memory_table.as<float*>() : nullptr,
+                           .remembered = remember ? d_remembered : nullptr};
   const PagedKv view{.block_table = tables.as<void*>(),
                      .max_blocks = max_blocks,
                      .num_kv_heads = head.num_kv_heads,
@@ -93,9 +111,9 @@ Status TimeOffloadedPoint(CudaModelRunner& runner, const BenchOptions& options,
   p->roofline_ms = p->offload.dense_roofline_ms;
   p->tokens_per_s = p->batch / (p->step_ms * 1e-3);
   if (p->offload.elastic_ms > 0) {
-    SPC_ASSIGN_OR_RETURN(p->select_ms,
-                         TimeSelection(runner.config(), runner.kv_layout(), p->batch, p->context,
-                                       options.sparse_budget, runner.stream()));
+    SPC_ASSIGN_OR_RETURN(
+        p->select_ms, TimeSelection(runner.config(), runner.kv_layout(), p->batch, p->context,
+                                    options.sparse_budget, options.memory_decay, runner.stream()));
     p->sparse_ran = true;
     p->sparse_step_ms = p->offload.elastic_ms;
     p->sparse_roofline_ms = p->offload.elastic_roofline_ms;
@@ -204,7 +222,8 @@ Result<BenchReport> RunBench(const Model& model, const BenchOptions& options) {
         SPC_ASSIGN_OR_RETURN(std::vector<double> sparse_ms,
                              TimeSteps(*runner, pool.batch, 3, options.steps));
         p.sparse_step_ms = Median(sparse_ms);
-        SPC_ASSIGN_OR_RETURN(p.select_ms, TimeSelection(c, layout, batch, context, budget, stream));
+        SPC_ASSIGN_OR_RETURN(p.select_ms, TimeSelection(c, layout, batch, context, budget,
+                                                        options.memory_decay, stream));
         // The selection runs once per step, before layer 0, so it adds to the sparse step.
         p.sparse_tokens_per_s = batch / ((p.sparse_step_ms + p.select_ms) * 1e-3);
         p.sparse_speedup = p.step_ms / (p.sparse_step_ms + p.select_ms);

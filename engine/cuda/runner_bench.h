@@ -23,6 +23,7 @@ struct BenchOptions {
   int steps = 20;               // timed decode steps per point (prefill: a third, at least 2)
   int sparse_budget = 0;        // B > 0: also time sparse decode where S > B
   int sparse_dense_layers = 0;  // sparse steps still attend densely in layers [0, N)
+  double memory_decay = 0.0;    // > 0: the timed selection ranks through a selection memory
   // Decode steps return a summary of each logits row with this many top tokens, as serving asks
   // (1: greedy; sampled rows ask for 1024); each point is also timed with whole rows.
   int summary_top_k = 1;

@@ -19,20 +19,22 @@ struct Workspace {
   float* scores;    // [rows][q_heads][max_length], log2 domain
   float2* partial;  // [rows][q_heads][warp tiles]: max, sum of exp2(score - max) per 32 positions
   float* stats;     // [rows][q_heads][2]: max, sum of exp2(score - max)
-  float* weights;   // [rows][kv_heads][max_length]
+  float* weights;   // [rows][kv_heads][max_length]: the group-max softmax weights
+  float* ranking;   // [rows][kv_heads][max_length]: what the top-B ranks (weights, or the memory's)
 };
 
 // Sections start at 16-byte boundaries: the partial statistics are read as float2, and the
 // scores of 9 heads of an odd length end at any 4-byte offset.
 size_t Padded(size_t floats) { return (floats + 3) / 4 * 4; }
 
-Workspace Carve(void* base, int rows, int q_heads, int max_length) {
+Workspace Carve(void* base, int rows, int q_heads, int kv_heads, int max_length) {
   auto* f = static_cast<float*>(base);
   Workspace w;
   w.scores = f;
   w.partial = reinterpret_cast<float2*>(w.scores + Padded(size_t(rows) * q_heads * max_length));
   w.stats = reinterpret_cast<float*>(w.partial + size_t(rows) * q_heads * WarpTiles(max_length));
   w.weights = w.stats + Padded(size_t(rows) * q_heads * 2);
+  w.ranking = w.weights + size_t(rows) * kv_heads * max_length;
   return w;
 }
 
@@ -174,7 +176,14 @@ __global__ void GroupMaxKernel(SelectionArgs a, int num_kv_heads, Workspace ws) 
     const float m = ws.stats[head_row * 2], l = ws.stats[head_row * 2 + 1];
     w = fmaxf(w, exp2f(ws.scores[head_row * a.max_length + p] - m) / l);
   }
-  ws.weights[(size_t(row) * num_kv_heads + kv_head) * a.max_length + p] = w;
+  const size_t at = (size_t(row) * num_kv_heads + kv_head) * a.max_length + p;
+  ws.weights[at] = w;
+  if (a.memory_decay > 0.0f) {
+    float* memory = a.memory[row] + size_t(p) * num_kv_heads + kv_head;
+    const float rank = p < a.remembered[row] ? fmaxf(w, a.memory_decay * *memory) : w;
+    *memory = rank;
+    ws.ranking[at] = rank;
+  }
 }
 
 // Weights are in [0, 1], so their bit patterns order like the values; forced positions rank
@@ -199,6 +208,7 @@ __global__ void __launch_bounds__(kSelectThreads)
   const int kv_head = blockIdx.x, row = blockIdx.y, len = a.lengths[row];
   const size_t slot = size_t(row) * num_kv_heads + kv_head;
   const float* w = ws.weights + slot * a.max_length;
+  const float* rank = a.memory_decay > 0.0f ? ws.ranking + slot * a.max_length : w;
   int32_t* out = a.indices + slot * a.budget;
   if (len <= a.budget) {
     for (int p = threadIdx.x; p < len; p += blockDim.x) out[p] = p;
@@ -214,7 +224,7 @@ __global__ void __launch_bounds__(kSelectThreads)
     // shared-memory atomics on one address would otherwise run one lane at a time.
     for (int base = 0; base < len; base += blockDim.x) {
       const int p = base + threadIdx.x;
-      const uint32_t key = p < len ? RankKey(w, p, len, a) : 0u;
+      const uint32_t key = p < len ? RankKey(rank, p, len, a) : 0u;
       const int digit = p < len && (key & mask) == prefix ? int((key >> shift) & 255) : -1;
       const unsigned peers = __match_any_sync(0xffffffffu, digit);
       if (digit >= 0 && threadIdx.x % 32 == __ffs(peers) - 1) {
@@ -238,7 +248,7 @@ __global__ void __launch_bounds__(kSelectThreads)
   float selected = 0.0f, total = 0.0f;
   for (int base = 0; base < len; base += blockDim.x) {
     const int p = base + threadIdx.x;
-    const uint32_t key = p < len ? RankKey(w, p, len, a) : 0u;
+    const uint32_t key = p < len ? RankKey(rank, p, len, a) : 0u;
     const bool tie = p < len && key == prefix;
     int tie_rank, tie_total;
     Scan(scan_storage).ExclusiveSum(tie ? 1 : 0, tie_rank, tie_total);
@@ -295,7 +305,7 @@ size_t SelectionWorkspaceBytes(int rows, int num_q_heads, int num_kv_heads, int 
   return sizeof(float) *
          (Padded(size_t(rows) * num_q_heads * max_length) +
           2 * size_t(rows) * num_q_heads * WarpTiles(max_length) +
-          Padded(size_t(rows) * num_q_heads * 2) + size_t(rows) * num_kv_heads * max_length);
+          Padded(size_t(rows) * num_q_heads * 2) + 2 * size_t(rows) * num_kv_heads * max_length);
 }
 
 Status SelectPositions(const SelectionArgs& args, const PagedKv& head_k, void* workspace,
@@ -315,6 +325,11 @@ Status SelectPositions(const SelectionArgs& args, const PagedKv& head_k, void* w
       args.counts == nullptr || args.mass == nullptr) {
     return InvalidArgument("SelectPositions: missing input or output arrays");
   }
+  if (!(args.memory_decay >= 0.0f && args.memory_decay <= 1.0f) ||
+      (args.memory_decay > 0.0f && (args.memory == nullptr || args.remembered == nullptr))) {
+    return InvalidArgument(
+        "SelectPositions: memory_decay must be in [0, 1], and a memory needs its arrays");
+  }
   // Each lane reads its 8 elements of q in one 16-byte load.
   if (!Aligned16({args.q, workspace}) || args.q_stride % 8 != 0) {
     return InvalidArgument(
@@ -326,7 +341,7 @@ Status SelectPositions(const SelectionArgs& args, const PagedKv& head_k, void* w
           SelectionWorkspaceBytes(args.rows, args.num_q_heads, kv_heads, args.max_length)) {
     return InvalidArgument("SelectPositions: workspace too small");
   }
-  const Workspace ws = Carve(workspace, args.rows, args.num_q_heads, args.max_length);
+  const Workspace ws = Carve(workspace, args.rows, args.num_q_heads, kv_heads, args.max_length);
   return DispatchHalfType(head_k.dtype, "SelectPositions", [&](auto tag) -> Status {
     using T = decltype(tag);
     switch (head_k.head_dim) {

@@ -32,9 +32,18 @@ struct SelectionArgs {
   int32_t* indices = nullptr;
   int32_t* counts = nullptr;
   float* mass = nullptr;
+  // The selection memory (SelectionMemory in engine/specontext/selector.h) when memory_decay > 0:
+  // memory[row] (device) holds the row's ranking weights of its previous selection,
+  // [position][kv_heads] floats with room for `lengths[row]` positions, valid below
+  // remembered[row]. Each position ranks by max(weight, memory_decay x remembered weight), and
+  // the memory is rewritten with the ranking. The mass stays the share of this step's weights.
+  float memory_decay = 0.0f;
+  float* const* memory = nullptr;       // device [rows]
+  const int32_t* remembered = nullptr;  // device [rows]
 };
 
-// Device scratch the launch needs: scores of every query head and the group-max weights.
+// Device scratch the launch needs: scores of every query head, the group-max weights and, for
+// the selection memory, the ranking.
 size_t SelectionWorkspaceBytes(int rows, int num_q_heads, int num_kv_heads, int max_length);
 
 // head_k: the head's K cache, paged like a KV layer (only K is read).

@@ -33,7 +33,9 @@ struct SpecontextPlannerOptions {
   // The first N target layers attend densely in sparse rows (BatchStep::dense_layers).
   int dense_layers = 0;
   // SelectionOptions::memory_decay: a position keeps this share of its last ranking weight.
-  double memory_decay = 0.0;
+  // 0.995 keeps a span the head found selected while it is copied: served at B = 2048 it lifts
+  // every length from 4K to 32K (docs/specontext.md, "Selection memory, served").
+  double memory_decay = 0.995;
   // An EAGLE-3 head reads the target's fused hidden states of the previous position (the input
   // it was trained with); false gives it zeros there. Applied when the head is loaded
   // (RetrievalHeadOptions::load_hidden_path).

@@ -17,6 +17,7 @@ them: the --sinks first positions and its own always, as the daemon selects, and
   head:B:C   the same head ranking runs of C positions by their highest weight, B / C runs
   head:B:C:D the same with each position's weight the larger of this step's and D times the
              previous step's (a decaying memory of what the head found)
+  head:B:C:D:bf16  the same with the head's q and K rounded to bfloat16, as the daemon keeps them
 Every mode starts from the same prefill; the cache is cropped back to the prompt between modes.
 
     python3 oracle_accuracy.py --target DIR --tasks tasks.jsonl --modes dense,layer:2048 --out acc.json
@@ -63,24 +64,37 @@ class HeadState:
         self.prompt_last = fused[:, -1:]
 
     def reset(self):
-        self.k, self.last, self.score = self.prompt_k, self.prompt_last, None
+        self.k, self.last = self.prompt_k, self.prompt_last
 
-    def select(self, token, position, budget, sinks, chunk, decay):
-        """bool [nkv, S]: the head's list for the token at `position` (the daemon's rule)."""
+    def weights(self, token, position, precision="fp32"):
+        """[nkv, S]: the head's softmax weights for the token at `position`, max over each KV
+        group's query heads; the token's K joins the cache."""
         embed = self.target.model.embed_tokens(token).float()
         a, _ = self.draft.inputs(embed, self.last)
         cos, sin = self.cos[position:position + 1], self.sin[position:position + 1]
         q, k = self.draft.midlayer.self_attn.qk(a, cos, sin)
         self.k = torch.cat((self.k, k), 2)
-        nh, nkv = q.shape[1], self.k.shape[1]
-        scores = q[0, :, 0].view(nkv, nh // nkv, -1) @ self.k[0].transpose(-1, -2)
-        weights = (scores / q.shape[-1] ** 0.5).softmax(-1).amax(1)  # [nkv, S]
-        if decay > 0 and self.score is not None:
-            # A position the head weighted highly at recent steps keeps a decaying claim.
+        keys = self.k
+        if precision == "bf16":
+            q, keys = q.bfloat16().float(), keys.bfloat16().float()
+        nh, nkv = q.shape[1], keys.shape[1]
+        scores = q[0, :, 0].view(nkv, nh // nkv, -1) @ keys[0].transpose(-1, -2)
+        return (scores / q.shape[-1] ** 0.5).softmax(-1).amax(1)
+
+
+class Memory:
+    """What the daemon's --sparse-memory-decay D ranks by: each position's larger of this step's
+    weight and D times its previous ranking weight."""
+
+    def __init__(self, decay):
+        self.decay, self.score = decay, None
+
+    def rank(self, weights):
+        if self.decay > 0 and self.score is not None:
             prev = torch.nn.functional.pad(self.score, (0, weights.shape[-1] - self.score.shape[-1]))
-            weights = torch.maximum(weights, decay * prev)
+            weights = torch.maximum(weights, self.decay * prev)
         self.score = weights
-        return keep_mask(weights, budget, sinks, chunk)
+        return weights
 
 
 def keep_mask(weights, budget, sinks, chunk=1):
@@ -152,6 +166,18 @@ def drop_after(cache, length):
         cache.crop(-extra)
 
 
+def load_target(path, wrap_attention):
+    """(tokenizer, model, stop ids) of the target on the GPU, its "sdpa" attention replaced by
+    wrap_attention(the original)."""
+    AttentionInterface.register("sdpa", wrap_attention(ALL_ATTENTION_FUNCTIONS["sdpa"]))
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16,
+                                                 attn_implementation="sdpa").cuda().eval()
+    stop_ids = token_ids(model.config.eos_token_id) | token_ids(
+        model.generation_config.eos_token_id)
+    return tokenizer, model, stop_ids
+
+
 def token_ids(value):
     """A config's token id or list of them, as a set."""
     if value is None:
@@ -167,10 +193,11 @@ def line_complete(answer):
 @torch.no_grad()
 def decode(model, tokenizer, cache, state, head, mode, first, task, stop_ids):
     parts = mode.split(":")
-    kind, budget, chunk, decay = parts + ["dense", "0", "1", "0"][len(parts):]
+    kind, budget, chunk, decay, precision = parts + ["dense", "0", "1", "0", "fp32"][len(parts):]
     state.kind, state.budget = kind, int(budget)
     if kind == "head":
         head.reset()
+        memory = Memory(float(decay))
     generated = [first]
     while len(generated) < task["max_tokens"] and generated[-1] not in stop_ids:
         answer = tokenizer.decode(generated, skip_special_tokens=True)
@@ -184,8 +211,8 @@ def decode(model, tokenizer, cache, state, head, mode, first, task, stop_ids):
             state.shared = keep_mask(torch.stack(state.record).mean(0), state.budget, state.sinks)
             state.record = None
         if kind == "head":
-            state.shared = head.select(token, cache.get_seq_length(), state.budget, state.sinks,
-                                       int(chunk), float(decay))
+            ranking = memory.rank(head.weights(token, cache.get_seq_length(), precision))
+            state.shared = keep_mask(ranking, state.budget, state.sinks, int(chunk))
         out = model(token, past_key_values=cache, use_cache=True, logits_to_keep=1,
                     output_hidden_states=kind == "head")
         if kind == "head":
@@ -208,12 +235,7 @@ def main():
     args = ap.parse_args()
 
     state = Selection(args.sinks)
-    AttentionInterface.register("sdpa", make_attention(state, ALL_ATTENTION_FUNCTIONS["sdpa"]))
-    tokenizer = AutoTokenizer.from_pretrained(args.target)
-    model = AutoModelForCausalLM.from_pretrained(args.target, dtype=torch.bfloat16,
-                                                 attn_implementation="sdpa").cuda().eval()
-    stop_ids = token_ids(model.config.eos_token_id) | token_ids(
-        model.generation_config.eos_token_id)
+    tokenizer, model, stop_ids = load_target(args.target, lambda sdpa: make_attention(state, sdpa))
 
     head = None
     if args.draft:

@@ -20,6 +20,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "engine/cuda/cuda_model_runner.h"
 #include "engine/cuda/cuda_specontext_planner.h"
@@ -84,7 +85,8 @@ struct Row {
   int64_t budget = 0;  // 0: the server's
 };
 
-class CudaPlannerParity : public ::testing::TestWithParam<bool> {
+// Parameters: the head reads hidden states; the selection memory's decay (0: none).
+class CudaPlannerParity : public ::testing::TestWithParam<std::tuple<bool, double>> {
  protected:
   void SetUp() override {
     if (ProbeDevices().gpus.empty()) GTEST_SKIP() << "no GPU: " << ProbeDevices().why_no_gpu;
@@ -99,16 +101,18 @@ class CudaPlannerParity : public ::testing::TestWithParam<bool> {
     ASSERT_TRUE(runner.ok()) << runner.status().ToString();
     runner_ = std::move(runner).value();
     const char* draft = std::getenv("SPECONTEXT_DRAFT_DIR");  // a bundle run away from the tree
-    auto head = RetrievalHead::Load(draft != nullptr ? draft
-                                                     : std::string(SPECONTEXT_SOURCE_DIR) +
-                                                           "/models/SmolLM2-135M-Instruct-eagle3",
-                                    *model_, RetrievalHeadOptions{.load_hidden_path = GetParam()});
+    auto head = RetrievalHead::Load(
+        draft != nullptr
+            ? draft
+            : std::string(SPECONTEXT_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct-eagle3",
+        *model_, RetrievalHeadOptions{.load_hidden_path = std::get<0>(GetParam())});
     ASSERT_TRUE(head.ok()) << head.status().ToString();
     head_ = std::move(head).value();
-    ASSERT_EQ(head_->fused_hidden_size() > 0, GetParam());
+    ASSERT_EQ(head_->fused_hidden_size() > 0, std::get<0>(GetParam()));
     options_.budget = 256;
     options_.sink_tokens = 4;
     options_.recent_window = 1;
+    options_.memory_decay = std::get<1>(GetParam());
     auto cpu = SpecontextPlanner::Create(head_, options_);
     ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
     cpu_ = std::move(cpu).value();
@@ -254,7 +258,8 @@ TEST_P(CudaPlannerParity, ServingStepShapesSelectLikeTheCpuPlanner) {
   EXPECT_GT(overlap, 0.9);
 }
 
-INSTANTIATE_TEST_SUITE_P(HiddenInput, CudaPlannerParity, ::testing::Bool());
+INSTANTIATE_TEST_SUITE_P(HiddenInputAndMemory, CudaPlannerParity,
+                         ::testing::Combine(::testing::Bool(), ::testing::Values(0.0, 0.9)));
 
 }  // namespace
 }  // namespace specontext::testing_gpu

@@ -166,12 +166,12 @@ TEST_F(ServeConfigTest, AttentionServeOptionsDefaultsAndValues) {
   EXPECT_EQ(defaults->sparse_budget, 2048);
   EXPECT_TRUE(defaults->draft_model.empty());
   EXPECT_EQ(defaults->sparse_dense_layers, 0);
-  EXPECT_EQ(defaults->sparse_memory_decay, 0.0);
+  EXPECT_DOUBLE_EQ(defaults->sparse_memory_decay, 0.995);
 
   auto set =
       Load({"--attention", "specontext", "--draft-model", "/models/eagle3", "--sparse-budget",
             "1024", "--sparse-sinks", "4", "--sparse-window", "64", "--dense-fallback-mass", "0.8",
-            "--sparse-dense-layers", "1", "--sparse-memory-decay", "0.995"});
+            "--sparse-dense-layers", "1", "--sparse-memory-decay", "0.9"});
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   EXPECT_EQ(set->attention, AttentionMode::kSpecontext);
   EXPECT_EQ(set->draft_model, "/models/eagle3");
@@ -180,7 +180,7 @@ TEST_F(ServeConfigTest, AttentionServeOptionsDefaultsAndValues) {
   EXPECT_EQ(set->sparse_window, 64);
   EXPECT_DOUBLE_EQ(set->dense_fallback_mass, 0.8);
   EXPECT_EQ(set->sparse_dense_layers, 1);
-  EXPECT_DOUBLE_EQ(set->sparse_memory_decay, 0.995);
+  EXPECT_DOUBLE_EQ(set->sparse_memory_decay, 0.9);
 }
 
 TEST_F(ServeConfigTest, AttentionAbsurdServeOptionsStopStartup) {

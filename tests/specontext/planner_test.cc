@@ -84,6 +84,7 @@ TEST_F(PlannerTest, ChunkedPrefillAndDecodeSelectLikeAWholeSequence) {
   options.budget = 8;
   options.sink_tokens = 1;
   options.recent_window = 2;
+  options.memory_decay = 0.0;  // each step against a from-scratch selection
   auto planner = MakePlanner(options);
   ASSERT_NE(planner, nullptr);
   std::mt19937 rng(11);
@@ -145,6 +146,7 @@ TEST_F(PlannerTest, RecomputeAfterPreemptionTruncates) {
   SpecontextPlannerOptions options;
   options.budget = 6;
   options.sink_tokens = 0;  // tiny budgets: the head ranks every position
+  options.memory_decay = 0.0;
   auto planner = MakePlanner(options);
   ASSERT_NE(planner, nullptr);
   std::mt19937 rng(5);
@@ -306,6 +308,7 @@ TEST_F(PlannerTest, HiddenStatesOfThePreviousPositionFeedTheHead) {
   SpecontextPlannerOptions options;
   options.budget = 5;
   options.sink_tokens = 0;  // tiny budgets: the head ranks every position
+  options.memory_decay = 0.0;
   options.server_mode = AttentionMode::kDense;
   auto planner = SpecontextPlanner::Create(head, options);
   ASSERT_TRUE(planner.ok());
