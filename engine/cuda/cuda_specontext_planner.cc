@@ -469,8 +469,8 @@ Status CudaSpecontextPlanner::PrepareMemory(Work& work) {
         SPC_CUDA(cudaMemcpyAsync(grown.data(), memory.weights.data(),
                                  static_cast<size_t>(memory.remembered) * row_bytes,
                                  cudaMemcpyDeviceToDevice, stream_));
+        SPC_CUDA(cudaStreamSynchronize(stream_));  // the copy reads the old buffer
       }
-      SPC_CUDA(cudaStreamSynchronize(stream_));  // the copy reads the old buffer
       memory.weights = std::move(grown);
     }
     work.memory.push_back(memory.weights.as<float>());

@@ -19,7 +19,7 @@ namespace specontext::cuda {
 namespace {
 
 // Device time of one selection for `batch` rows over a head K cache of `context` positions
-// with the target's head shape; with a memory decay, each row remembers all but its last position.
+// with the target's head shape, ranking through a selection memory when memory_decay > 0.
 Result<double> TimeSelection(const ModelConfig& c, const KvLayout& layout, int batch, int context,
                              int budget, double memory_decay, cudaStream_t stream) {
   KvLayout head = layout;
@@ -45,21 +45,23 @@ Result<double> TimeSelection(const ModelConfig& c, const KvLayout& layout, int b
   SPC_CUDA(cudaMemcpy(tables.data(), table.data(), tables.bytes(), cudaMemcpyHostToDevice));
   SPC_CUDA(
       cudaMemcpy(lengths.data(), host_lengths.data(), lengths.bytes(), cudaMemcpyHostToDevice));
-  const size_t memory_floats = size_t(context) * c.num_kv_heads;
-  SPC_ASSIGN_OR_RETURN(DeviceBuffer memory,
-                       DeviceBuffer::Allocate(size_t(batch) * memory_floats * sizeof(float)));
-  SPC_CUDA(cudaMemset(memory.data(), 0, memory.bytes()));
-  std::vector<float*> memory_rows(batch);
-  for (int b = 0; b < batch; ++b) memory_rows[b] = memory.as<float>() + b * memory_floats;
-  SPC_ASSIGN_OR_RETURN(DeviceBuffer memory_table,
-                       DeviceBuffer::Allocate(batch * (sizeof(float*) + sizeof(int32_t))));
-  const std::vector<int32_t> remembered(batch, context - 1);
-  SPC_CUDA(cudaMemcpy(memory_table.data(), memory_rows.data(), batch * sizeof(float*),
-                      cudaMemcpyHostToDevice));
-  auto* d_remembered = reinterpret_cast<int32_t*>(memory_table.as<float*>() + batch);
-  SPC_CUDA(
-      cudaMemcpy(d_remembered, remembered.data(), batch * sizeof(int32_t), cudaMemcpyHostToDevice));
+  // Every row remembers all its positions but the newest: the most the memory reads.
   const bool remember = memory_decay > 0.0;
+  const size_t memory_floats = size_t(context) * c.num_kv_heads;
+  DeviceBuffer memory, memory_rows, remembered;
+  if (remember) {
+    SPC_ASSIGN_OR_RETURN(memory, DeviceBuffer::Allocate(batch * memory_floats * sizeof(float)));
+    SPC_CUDA(cudaMemset(memory.data(), 0, memory.bytes()));
+    std::vector<float*> rows(batch);
+    for (int b = 0; b < batch; ++b) rows[b] = memory.as<float>() + b * memory_floats;
+    const std::vector<int32_t> held(batch, context - 1);
+    SPC_ASSIGN_OR_RETURN(memory_rows, DeviceBuffer::Allocate(batch * sizeof(float*)));
+    SPC_ASSIGN_OR_RETURN(remembered, DeviceBuffer::Allocate(batch * sizeof(int32_t)));
+    SPC_CUDA(
+        cudaMemcpy(memory_rows.data(), rows.data(), memory_rows.bytes(), cudaMemcpyHostToDevice));
+    SPC_CUDA(
+        cudaMemcpy(remembered.data(), held.data(), remembered.bytes(), cudaMemcpyHostToDevice));
+  }
   auto* counts = out.as<int32_t>();
   const SelectionArgs args{.q = q.data(),
                            .q_stride = width,
@@ -75,8 +77,8 @@ Result<double> TimeSelection(const ModelConfig& c, const KvLayout& layout, int b
                            .counts = counts,
                            .mass = reinterpret_cast<float*>(counts + slots),
                            .memory_decay = static_cast<float>(memory_decay),
-                           .memory = remember ? memory_table.as<float*>() : nullptr,
-                           .remembered = remember ? d_remembered : nullptr};
+                           .memory = memory_rows.as<float*>(),
+                           .remembered = remembered.as<int32_t>()};
   const PagedKv view{.block_table = tables.as<void*>(),
                      .max_blocks = max_blocks,
                      .num_kv_heads = head.num_kv_heads,
