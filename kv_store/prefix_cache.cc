@@ -2,22 +2,13 @@
 
 #include <algorithm>
 
+#include "common/split_mix.h"
+
 namespace specontext {
-namespace {
-
-uint64_t Mix(uint64_t x) {
-  // splitmix64's finaliser: every input bit reaches every output bit.
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
 
 uint64_t PrefixCache::ChainHash(uint64_t parent, std::span<const int32_t> tokens) {
-  uint64_t h = Mix(parent ^ 0x5bd1e9955bd1e995ull);
-  for (int32_t t : tokens) h = Mix(h ^ static_cast<uint32_t>(t));
+  uint64_t h = SplitMix64(parent ^ 0x5bd1e9955bd1e995ull);
+  for (int32_t t : tokens) h = SplitMix64(h ^ static_cast<uint32_t>(t));
   // 0 marks "no parent"; never produce it for a real block.
   return h == 0 ? 1 : h;
 }

@@ -330,7 +330,8 @@ void EngineLoop::PlanStep(std::vector<ScheduledWork>& work, BatchStep& batch) {
     rows.push_back({.seq_id = w.seq->seq_id,
                     .mode = w.seq->request.attention,
                     .budget = w.seq->request.sparse_budget,
-                    .context = std::span<const int32_t>(w.seq->tokens).first(w.seq->num_cached)});
+                    .context = std::span<const int32_t>(w.seq->tokens).first(w.seq->num_cached),
+                    .prompt_chunk = w.seq->num_cached < w.seq->prompt_len});
   }
   batch.capture_layers = options_.planner->HiddenLayers(rows);
   const Status status = options_.planner->Plan(rows, &batch);

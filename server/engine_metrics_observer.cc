@@ -50,6 +50,7 @@ void EngineMetricsObserver::OnStep(const StepStats& stats) {
                                      static_cast<double>(listed));
   }
   const SpecontextCounters& s = stats.specontext;
+  metrics_->AddHeadPrefixTokens(s.tokens_adopted);
   if (s.decode_steps > 0) {
     metrics_->ObserveRetrievalTime(s.retrieval_seconds);
     metrics_->AddDecodeRows(s.sparse_steps, s.short_steps, s.fallback_steps);

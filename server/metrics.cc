@@ -81,6 +81,9 @@ ServingMetrics::ServingMetrics(std::string model_name)
                              .Register(reg);
   prefetch_bytes_ = counter("specontext_prefetch_bytes_total",
                             "KV bytes copied in ahead of use by retrieval prefetch.");
+  head_prefix_tokens_ =
+      counter("specontext_retrieval_head_prefix_tokens_total",
+              "Positions whose retrieval-head K was taken from a shared prompt prefix.");
   elastic_hit_ratio_ = gauge("specontext_elastic_load_hit_ratio",
                              "Fraction of retrieved KV positions already resident on the GPU.");
   retrieval_ = histogram("specontext_retrieval_seconds", "Retrieval head time per decode step.",

@@ -51,6 +51,9 @@ class ServingMetrics {
   // The tiered KV store, per tier ("gpu", "host", "nvme").
   void SetKvTier(std::string_view tier, int64_t bytes, int64_t tokens);
   void AddPrefetchBytes(int64_t bytes) { prefetch_bytes_->Increment(static_cast<double>(bytes)); }
+  void AddHeadPrefixTokens(int64_t tokens) {
+    head_prefix_tokens_->Increment(static_cast<double>(tokens));
+  }
   void SetElasticLoadHitRatio(double ratio) { elastic_hit_ratio_->Set(ratio); }
   void ObserveRetrievalTime(double seconds) { retrieval_->Observe(seconds); }
   // SpeContext decode rows by how they attended: sparse, short (S <= B) or dense fallback.
@@ -86,6 +89,7 @@ class ServingMetrics {
   prometheus::Family<prometheus::Gauge>* tier_bytes_family_;
   prometheus::Family<prometheus::Gauge>* tier_tokens_family_;
   prometheus::Counter* prefetch_bytes_;
+  prometheus::Counter* head_prefix_tokens_;
   prometheus::Gauge* elastic_hit_ratio_;
   prometheus::Histogram* retrieval_;
   std::array<prometheus::Counter*, 3> decode_rows_;  // sparse, short, dense_fallback

@@ -19,6 +19,7 @@ namespace {
 
 constexpr DType kAct = DType::kBF16;
 constexpr int kBlockTokens = 16;
+constexpr int64_t kTailChunkBlocks = 1024;
 
 Result<DeviceBuffer> UploadBf16(std::span<const float> values) {
   std::vector<uint16_t> bits(values.size());
@@ -68,14 +69,18 @@ StagingLayout LayoutFor(int tokens, int seqs, int max_blocks, int selecting, int
 
 CudaSpecontextPlanner::~CudaSpecontextPlanner() {
   if (staging_ != nullptr) cudaFreeHost(staging_);
+  for (std::byte* chunk : tail_chunks_) {
+    if (chunk != nullptr) cudaFreeHost(chunk);
+  }
 }
 
 Result<std::unique_ptr<CudaSpecontextPlanner>> CudaSpecontextPlanner::Create(
     const RetrievalHead& head, const CudaModelRunner& runner,
     const SpecontextPlannerOptions& options, int64_t cache_positions) {
   SPC_RETURN_IF_ERROR(ValidatePlannerOptions(options));
-  SPC_ASSIGN_OR_RETURN(HeadKPool cache, HeadKPool::Create(head.num_kv_heads(), head.head_dim(),
-                                                          kBlockTokens, kAct, cache_positions));
+  SPC_ASSIGN_OR_RETURN(HeadKPool cache,
+                       HeadKPool::Create(head.num_kv_heads(), head.head_dim(), kBlockTokens, kAct,
+                                         cache_positions, runner.stream()));
   std::unique_ptr<CudaSpecontextPlanner> planner(
       new CudaSpecontextPlanner(options, std::move(cache)));
   SPC_RETURN_IF_ERROR(planner->Init(head, runner).WithContext("CUDA specontext planner"));
@@ -150,6 +155,7 @@ void CudaSpecontextPlanner::Release(uint64_t seq_id) {
   cache_.Release(seq_id);
   fused_.erase(seq_id);
   memory_.erase(seq_id);
+  prefix_.erase(seq_id);
 }
 
 Status CudaSpecontextPlanner::ObserveHidden(uint64_t seq_id, int64_t start_position,
@@ -229,6 +235,7 @@ Status CudaSpecontextPlanner::Plan(std::span<const PlanRow> rows, BatchStep* bat
   }
   if (status.ok() && work->total_tokens > 0) status = Project(*work);
   if (status.ok() && work->selecting > 0) status = Select(*work, *batch);
+  if (status.ok()) status = PublishBlocks(rows);
   if (!status.ok()) {
     for (size_t i = 0; i < rows.size(); ++i) {
       if (cache_.Length(rows[i].seq_id) > projected[i]) {
@@ -270,17 +277,32 @@ Result<CudaSpecontextPlanner::Work> CudaSpecontextPlanner::Prepare(std::span<con
     const uint64_t seq = rows[i].seq_id;
     const std::string what = "specontext planner: sequence " + std::to_string(seq);
     DeviceFusedHistory& fused = fused_.try_emplace(seq, std::max(fused_width_, 1)).first->second;
+    Prefix& prefix = prefix_[seq];
     if (step.start_position < cache_.Length(seq)) {
       fused.Truncate(step.start_position);
       if (auto m = memory_.find(seq); m != memory_.end()) {
         m->second.remembered = std::min<int64_t>(m->second.remembered, step.start_position);
       }
+      const int64_t kept_blocks = step.start_position / kBlockTokens;
+      prefix.published = std::min(prefix.published, kept_blocks);
+      prefix.keys.resize(std::min<size_t>(prefix.keys.size(), kept_blocks));
+      if (prefix.exact_end >= step.start_position) prefix.exact_end = INT64_MAX;
+    }
+    if (cache_.Length(seq) == 0) {
+      SPC_RETURN_IF_ERROR(AdoptPrefix(rows[i], step.start_position, fused, prefix));
     }
     const int64_t held = std::min<int64_t>(cache_.Length(seq), step.start_position);
     SPC_ASSIGN_OR_RETURN(const std::span<const int32_t> missing,
                          MissingContext(rows[i], step.start_position, held, what));
     // A prefill chunk's own positions wait for their hidden inputs: the next step projects them.
-    const bool decode = step.tokens.size() == 1;
+    const bool decode = step.tokens.size() == 1 && !rows[i].prompt_chunk;
+    // K projected without its true hidden input is never published.
+    if (fused_width_ > 0 && !fused.KnowsAll(held, static_cast<int64_t>(missing.size()))) {
+      prefix.exact_end = std::min(prefix.exact_end, held);
+    }
+    if (decode && fused_width_ > 0 && !fused.KnowsAll(step.start_position, 1)) {
+      prefix.exact_end = std::min<int64_t>(prefix.exact_end, step.start_position);
+    }
     const int64_t length = step.start_position + (decode ? 1 : 0);
     SPC_RETURN_IF_ERROR(cache_.Resize(seq, length).WithContext(what));
     const int blocks = static_cast<int>(cache_.Blocks(seq).size());
@@ -477,6 +499,72 @@ Status CudaSpecontextPlanner::PrepareMemory(Work& work) {
     work.remembered.push_back(static_cast<int32_t>(memory.remembered));
   }
   return Status::Ok();
+}
+
+Status CudaSpecontextPlanner::AdoptPrefix(const PlanRow& row, int64_t start,
+                                          DeviceFusedHistory& fused, Prefix& prefix) {
+  prefix = Prefix();
+  if (start < kBlockTokens || static_cast<int64_t>(row.context.size()) < start) {
+    return Status::Ok();  // nothing to adopt, or MissingContext reports the short context
+  }
+  const std::span<const int32_t> tokens = row.context.first(start);
+  std::vector<uint64_t> keys = PrefixBlockKeys(tokens, kBlockTokens);
+  const int64_t adopted = cache_.Adopt(row.seq_id, keys, tokens);
+  if (adopted == 0) return Status::Ok();
+  const int64_t blocks = adopted / kBlockTokens;
+  // Steps the target ran past the adopted part (earlier prefill chunks) left their states.
+  if (fused_width_ > 0 && !fused.Has(adopted - 1)) {
+    SPC_ASSIGN_OR_RETURN(uint16_t * tail,
+                         TailRow(cache_.BlockIndex(cache_.Blocks(row.seq_id)[blocks - 1])));
+    SPC_RETURN_IF_ERROR(fused.Observe(adopted - 1, tail, 1, cudaMemcpyHostToDevice, stream_));
+  }
+  keys.resize(blocks);
+  prefix.keys = std::move(keys);
+  prefix.published = blocks;
+  counters_.tokens_adopted += adopted;
+  return Status::Ok();
+}
+
+Status CudaSpecontextPlanner::PublishBlocks(std::span<const PlanRow> rows) {
+  for (const PlanRow& row : rows) {
+    auto p = prefix_.find(row.seq_id);
+    auto f = fused_.find(row.seq_id);
+    if (p == prefix_.end() || f == fused_.end()) continue;
+    Prefix& prefix = p->second;
+    const int64_t end = std::min(
+        {cache_.Length(row.seq_id), prefix.exact_end, static_cast<int64_t>(row.context.size())});
+    const int64_t blocks = end / kBlockTokens;
+    if (blocks <= prefix.published) continue;
+    prefix.keys = PrefixBlockKeys(row.context.first(blocks * kBlockTokens), kBlockTokens,
+                                  std::move(prefix.keys));
+    for (; prefix.published < blocks; ++prefix.published) {
+      const int64_t b = prefix.published, last = (b + 1) * kBlockTokens - 1;
+      // A decode step's own state arrives after the step: its block waits for the next one.
+      if (fused_width_ > 0 && !f->second.Has(last)) break;
+      const int64_t index = cache_.BlockIndex(cache_.Blocks(row.seq_id)[b]);
+      uint16_t* tail = nullptr;
+      if (fused_width_ > 0) {
+        SPC_ASSIGN_OR_RETURN(tail, TailRow(index));
+      }
+      if (cache_.Publish(row.seq_id, b, prefix.keys[b],
+                         row.context.subspan(b * kBlockTokens, kBlockTokens)) &&
+          tail != nullptr) {
+        SPC_RETURN_IF_ERROR(f->second.CopyState(last, tail, cudaMemcpyDeviceToHost, stream_));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Result<uint16_t*> CudaSpecontextPlanner::TailRow(int64_t block) {
+  const size_t chunk = static_cast<size_t>(block / kTailChunkBlocks);
+  const size_t row_bytes = size_t{2} * fused_width_;
+  if (chunk >= tail_chunks_.size()) tail_chunks_.resize(chunk + 1, nullptr);
+  if (tail_chunks_[chunk] == nullptr) {
+    SPC_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&tail_chunks_[chunk]),
+                           kTailChunkBlocks * row_bytes, cudaHostAllocDefault));
+  }
+  return reinterpret_cast<uint16_t*>(tail_chunks_[chunk] + (block % kTailChunkBlocks) * row_bytes);
 }
 
 Status CudaSpecontextPlanner::Select(const Work& work, BatchStep& batch) {

@@ -8,6 +8,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <unordered_map>
@@ -103,6 +104,21 @@ class CudaSpecontextPlanner final : public StepPlanner {
   PagedKv HeadView(void* const* tables, int max_blocks) const;
   Status EnsureCapacity(DeviceBuffer& buffer, size_t bytes);
   Status EnsureStaging(size_t bytes);
+  // Per sequence planned sparse: the prefix keys of its full blocks hashed so far, how many of
+  // those blocks are published (or were adopted), and the first position whose K was projected
+  // without its hidden input: blocks from there are never published.
+  struct Prefix {
+    std::vector<uint64_t> keys;
+    int64_t published = 0;
+    int64_t exact_end = INT64_MAX;
+  };
+  // A sequence the head holds nothing of starts from the published blocks of its context, and
+  // the fused state of their last position from that block's tail.
+  Status AdoptPrefix(const PlanRow& row, int64_t start, DeviceFusedHistory& fused, Prefix& prefix);
+  // Publishes every row's full blocks whose K is exact and final, with their tails.
+  Status PublishBlocks(std::span<const PlanRow> rows);
+  // Pinned host row holding the fused state of pool block `block`'s last position.
+  Result<uint16_t*> TailRow(int64_t block);
 
   SpecontextPlannerOptions options_;
   HeadKPool cache_;
@@ -113,6 +129,9 @@ class CudaSpecontextPlanner final : public StepPlanner {
     int64_t remembered = 0;
   };
   std::unordered_map<uint64_t, Memory> memory_;
+  std::unordered_map<uint64_t, Prefix> prefix_;
+  // Tails of published blocks (hidden path only), in pinned chunks allocated as first needed.
+  std::vector<std::byte*> tail_chunks_;
   // DropBefore calls of the step being planned, applied once its passes have read the states.
   std::vector<std::pair<uint64_t, int64_t>> drops_;
   const CudaModelRunner* runner_ = nullptr;

@@ -1,6 +1,7 @@
 #include "engine/cuda/device_fused_history.h"
 
 #include <algorithm>
+#include <string>
 
 #include "engine/cuda/cuda_check.h"
 
@@ -61,6 +62,19 @@ Status DeviceFusedHistory::DropBefore(int64_t first, cudaStream_t stream) {
 
 bool DeviceFusedHistory::Knows(int64_t first, int64_t count) const {
   return std::max(first - 1, base_) < std::min(first + count - 1, end());
+}
+
+bool DeviceFusedHistory::KnowsAll(int64_t first, int64_t count) const {
+  const int64_t lo = std::max<int64_t>(first - 1, 0), hi = first + count - 1;  // states [lo, hi)
+  return lo >= hi || (lo >= base_ && hi <= end());
+}
+
+Status DeviceFusedHistory::CopyState(int64_t position, void* dst, cudaMemcpyKind kind,
+                                     cudaStream_t stream) const {
+  if (!Has(position))
+    return Internal("fused history: no state for position " + std::to_string(position));
+  SPC_CUDA(cudaMemcpyAsync(dst, Row(offset_ + position - base_), RowBytes(), kind, stream));
+  return Status::Ok();
 }
 
 Status DeviceFusedHistory::WriteInputs(int64_t first, int64_t count, uint16_t* dst,

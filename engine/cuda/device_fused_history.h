@@ -31,6 +31,11 @@ class DeviceFusedHistory {
   Status DropBefore(int64_t first, cudaStream_t stream);
   // Whether the head's input for positions [first, first + count) reads any known state.
   bool Knows(int64_t first, int64_t count) const;
+  // Whether it reads known states only (position 0 reads none: its input is zeros by rule).
+  bool KnowsAll(int64_t first, int64_t count) const;
+  bool Has(int64_t position) const { return position >= base_ && position < end(); }
+  // The state of `position` (Has) into `dst`, one row.
+  Status CopyState(int64_t position, void* dst, cudaMemcpyKind kind, cudaStream_t stream) const;
   // The head's input for positions [first, first + count) into `dst` (device, count rows): row i
   // is the state of position first + i - 1, zeros where that state is unknown.
   Status WriteInputs(int64_t first, int64_t count, uint16_t* dst, cudaStream_t stream) const;

@@ -36,4 +36,15 @@ std::vector<float> FusedHistory::InputsFor(int64_t first, int64_t count) const {
   return inputs;
 }
 
+bool FusedHistory::KnowsAll(int64_t first, int64_t count) const {
+  // Inputs read states [first - 1, first + count - 1); position 0 reads none.
+  const int64_t lo = std::max<int64_t>(first - 1, 0), hi = first + count - 1;
+  return lo >= hi || (lo >= base_ && hi <= end());
+}
+
+std::span<const float> FusedHistory::State(int64_t position) const {
+  if (position < base_ || position >= end()) return {};
+  return {states_.data() + (position - base_) * width_, static_cast<size_t>(width_)};
+}
+
 }  // namespace specontext

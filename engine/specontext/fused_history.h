@@ -26,6 +26,11 @@ class FusedHistory {
   // first + i - 1, zeros where that state is unknown (position 0, adopted prefixes). Empty when
   // none is known, so the caller can skip the hidden path.
   std::vector<float> InputsFor(int64_t first, int64_t count) const;
+  // Whether every one of those inputs is known (position 0's is zeros by definition): K
+  // projected from them is exact, and may serve other sequences.
+  bool KnowsAll(int64_t first, int64_t count) const;
+  // The state of `position`, or empty when it is not kept.
+  std::span<const float> State(int64_t position) const;
 
  private:
   int64_t end() const { return base_ + static_cast<int64_t>(states_.size() / width_); }

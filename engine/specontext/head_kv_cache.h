@@ -19,6 +19,8 @@ class HeadKvCache {
 
   // `k` is [rows][num_kv_heads·head_dim], the layout RetrievalHead::Project writes.
   void Append(const float* k, int rows);
+  // Positions [first, first + count) into `out` in Append's layout (a block kept for reuse).
+  void CopyRows(int64_t first, int64_t count, float* out) const;
   // Keeps positions [0, size): a recompute after preemption starts again from there.
   void Truncate(int64_t size);
   // [size()][head_dim] for one KV head.

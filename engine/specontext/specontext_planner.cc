@@ -13,7 +13,9 @@ SpecontextPlanner::SpecontextPlanner(std::shared_ptr<const RetrievalHead> head,
                                      const SpecontextPlannerOptions& options)
     : head_(std::move(head)),
       options_(options),
-      pool_(options.pool != nullptr ? *options.pool : cpu::ThreadPool::Shared()) {}
+      pool_(options.pool != nullptr ? *options.pool : cpu::ThreadPool::Shared()),
+      prefix_store_(kPrefixStoreBlocks, head_->num_kv_heads() * head_->head_dim(),
+                    head_->fused_hidden_size()) {}
 
 Result<std::unique_ptr<SpecontextPlanner>> SpecontextPlanner::Create(
     std::shared_ptr<const RetrievalHead> head, const SpecontextPlannerOptions& options) {
@@ -59,26 +61,37 @@ Status SpecontextPlanner::PlanSequence(const PlanRow& row, SequenceStep& step) {
     for (std::vector<float>& head : state.memory.weights) {
       head.resize(std::min<size_t>(head.size(), static_cast<size_t>(step.start_position)));
     }
+    // What is kept was exact if it was below the bound; blocks past the cut are offered again.
+    if (state.exact_end >= step.start_position) state.exact_end = INT64_MAX;
+    const int64_t kept_blocks = step.start_position / kHeadPrefixBlockTokens;
+    state.blocks_published = std::min(state.blocks_published, kept_blocks);
+    state.block_keys.resize(std::min<size_t>(state.block_keys.size(), kept_blocks));
   }
   // Positions before this step that the head has not projected: earlier prefill chunks, whose
   // hidden inputs arrived after their step, and prefixes adopted from the prefix cache.
-  SPC_ASSIGN_OR_RETURN(const std::span<const int32_t> missing,
+  SPC_ASSIGN_OR_RETURN(std::span<const int32_t> missing,
                        MissingContext(row, step.start_position, state.cache.size(), what));
+  if (!missing.empty() && state.cache.size() == 0) {
+    Adopt(state, missing);
+    missing = missing.subspan(state.cache.size());
+  }
   if (!missing.empty()) {
     std::vector<float> k(missing.size() * head_->num_kv_heads() * head_->head_dim());
     SPC_RETURN_IF_ERROR(
         Project(state, missing, state.cache.size(), nullptr, k.data()).WithContext(what));
     state.cache.Append(k.data(), static_cast<int>(missing.size()));
+    Publish(state, row.context);
     state.fused.DropBefore(state.cache.size() - 1);
   }
   // A prefill chunk's own positions wait for their hidden inputs: the next step projects them.
-  if (step.tokens.size() != 1) return Status::Ok();
+  if (step.tokens.size() != 1 || row.prompt_chunk) return Status::Ok();
 
   std::vector<float> k(static_cast<size_t>(head_->num_kv_heads()) * head_->head_dim());
   std::vector<float> q(static_cast<size_t>(head_->num_heads()) * head_->head_dim());
   SPC_RETURN_IF_ERROR(
       Project(state, step.tokens, step.start_position, q.data(), k.data()).WithContext(what));
   state.cache.Append(k.data(), 1);
+  Publish(state, row.context);
   state.fused.DropBefore(step.start_position);
 
   ++counters_.decode_steps;
@@ -107,11 +120,64 @@ Status SpecontextPlanner::PlanSequence(const PlanRow& row, SequenceStep& step) {
 
 Status SpecontextPlanner::Project(SequenceState& state, std::span<const int32_t> tokens,
                                   int64_t start, float* q, float* k) {
+  const int64_t count = static_cast<int64_t>(tokens.size());
+  if (head_->fused_hidden_size() > 0 && !state.fused.KnowsAll(start, count)) {
+    int64_t first_unknown = start;
+    while (state.fused.KnowsAll(first_unknown, 1)) ++first_unknown;
+    state.exact_end = std::min(state.exact_end, first_unknown);
+  }
   const std::vector<float> hidden = head_->fused_hidden_size() > 0
                                         ? state.fused.InputsFor(start, tokens.size())
                                         : std::vector<float>();
   counters_.tokens_projected += static_cast<int64_t>(tokens.size());
   return head_->Project(tokens, static_cast<int32_t>(start), hidden, q, k, pool_);
+}
+
+void SpecontextPlanner::Adopt(SequenceState& state, std::span<const int32_t> context) {
+  if (prefix_store_.capacity() == 0) return;
+  state.block_keys = PrefixBlockKeys(context, kHeadPrefixBlockTokens);
+  std::span<const float> tail;
+  int64_t blocks = 0;
+  for (; blocks < static_cast<int64_t>(state.block_keys.size()); ++blocks) {
+    const auto block = prefix_store_.Find(
+        state.block_keys[blocks],
+        context.subspan(blocks * kHeadPrefixBlockTokens, kHeadPrefixBlockTokens));
+    if (!block.has_value()) break;
+    state.cache.Append(block->k.data(), kHeadPrefixBlockTokens);
+    tail = block->tail_state;
+  }
+  const int64_t end = blocks * kHeadPrefixBlockTokens;
+  // The next position's hidden input; a sequence that ran its prefix itself knows it already.
+  if (end > 0 && !tail.empty() && state.fused.State(end - 1).empty()) {
+    state.fused.Observe(end - 1, tail);
+  }
+  state.blocks_published = blocks;  // the store holds them
+  counters_.tokens_adopted += end;
+}
+
+void SpecontextPlanner::Publish(SequenceState& state, std::span<const int32_t> context) {
+  if (prefix_store_.capacity() == 0) return;
+  const int64_t complete =
+      std::min({state.cache.size(), state.exact_end, static_cast<int64_t>(context.size())}) /
+      kHeadPrefixBlockTokens;
+  if (state.blocks_published >= complete) return;
+  if (static_cast<int64_t>(state.block_keys.size()) < complete) {
+    state.block_keys = PrefixBlockKeys(context.first(complete * kHeadPrefixBlockTokens),
+                                       kHeadPrefixBlockTokens, std::move(state.block_keys));
+  }
+  std::vector<float> k(static_cast<size_t>(kHeadPrefixBlockTokens) * head_->num_kv_heads() *
+                       head_->head_dim());
+  for (; state.blocks_published < complete; ++state.blocks_published) {
+    const int64_t first = state.blocks_published * kHeadPrefixBlockTokens;
+    const int64_t last = first + kHeadPrefixBlockTokens - 1;
+    // A block a decode step completed waits for its last state, which that step produces.
+    const std::span<const float> tail =
+        head_->fused_hidden_size() > 0 ? state.fused.State(last) : std::span<const float>();
+    if (head_->fused_hidden_size() > 0 && tail.empty()) return;
+    state.cache.CopyRows(first, kHeadPrefixBlockTokens, k.data());
+    prefix_store_.Put(state.block_keys[state.blocks_published],
+                      context.subspan(first, kHeadPrefixBlockTokens), k, tail);
+  }
 }
 
 void SpecontextPlanner::Release(uint64_t seq_id) { sequences_.erase(seq_id); }

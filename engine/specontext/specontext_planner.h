@@ -1,6 +1,8 @@
 // The CPU SpeContext planner: a retrieval-head K cache per sequence, fed by every step (a prefill
 // chunk's positions at the next step, once their hidden inputs exist), and for each decode row
-// that runs sparse the top-B positions per KV head.
+// that runs sparse the top-B positions per KV head. Full blocks of K computed from known inputs
+// outlive their sequence in a prefix store, so a prompt prefix the scheduler adopted from its
+// prefix cache gets the K its first owner computed rather than one projected from zero inputs.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include "engine/cpu/thread_pool.h"
 #include "engine/specontext/fused_history.h"
 #include "engine/specontext/head_kv_cache.h"
+#include "engine/specontext/head_prefix_store.h"
 #include "engine/specontext/retrieval_head.h"
 #include "engine/specontext/selector.h"
 #include "engine/specontext/step_planner.h"
@@ -45,6 +48,12 @@ struct SpecontextPlannerOptions {
 
 class SpecontextPlanner final : public StepPlanner {
  public:
+  // Full head K blocks kept for sequences sharing a prompt prefix (HeadPrefixStore): 64K
+  // positions. Each block costs (16 · num_kv_heads · head_dim + fused width) · 4 bytes of host
+  // memory, taken as blocks are stored: 19 KiB for SmolLM2-135M's head (75 MiB when full),
+  // 112 KiB for an 8B-sized one (8 × 128 K, 3 × 4096 states: 448 MiB when full).
+  static constexpr int64_t kPrefixStoreBlocks = 4096;
+
   static Result<std::unique_ptr<SpecontextPlanner>> Create(
       std::shared_ptr<const RetrievalHead> head, const SpecontextPlannerOptions& options);
 
@@ -68,6 +77,11 @@ class SpecontextPlanner final : public StepPlanner {
     HeadKvCache cache;
     FusedHistory fused;
     SelectionMemory memory;
+    // Positions below this had every hidden input known when projected: their K is what any
+    // sequence with the same prefix would compute, so their blocks may be stored.
+    int64_t exact_end = INT64_MAX;
+    std::vector<uint64_t> block_keys;  // chain keys of the leading full blocks hashed so far
+    int64_t blocks_published = 0;      // leading blocks the store has been offered
   };
 
   SpecontextPlanner(std::shared_ptr<const RetrievalHead> head,
@@ -76,11 +90,18 @@ class SpecontextPlanner final : public StepPlanner {
   // K (and q when non-null) for `tokens` at positions [start, ...), reading the observed states.
   Status Project(SequenceState& state, std::span<const int32_t> tokens, int64_t start, float* q,
                  float* k);
+  // A sequence with an empty head cache takes the stored blocks of `context`'s leading full
+  // blocks, and the state of the last one's last position.
+  void Adopt(SequenceState& state, std::span<const int32_t> context);
+  // Offers the store the sequence's blocks that became exact, complete and known (`context`
+  // holds their tokens), before their last state is dropped.
+  void Publish(SequenceState& state, std::span<const int32_t> context);
 
   std::shared_ptr<const RetrievalHead> head_;
   SpecontextPlannerOptions options_;
   cpu::ThreadPool& pool_;
   std::unordered_map<uint64_t, SequenceState> sequences_;
+  HeadPrefixStore prefix_store_;  // outlives Release: later sequences adopt from it
   SpecontextCounters counters_;
 };
 

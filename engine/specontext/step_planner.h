@@ -35,6 +35,9 @@ struct PlanRow {
   // The sequence's tokens at positions [0, start_position): a step that starts beyond what the
   // head holds (a prompt prefix adopted from the prefix cache) projects the missing ones first.
   std::span<const int32_t> context;
+  // The step's tokens are prompt tokens, however few (the scheduler may cut a one-token chunk):
+  // planned as a prefill chunk, attending densely like the rest of the prompt.
+  bool prompt_chunk = false;
 };
 
 // Cumulative since the planner was created. A "decode step" is one decode row (one token of one
@@ -46,6 +49,9 @@ struct SpecontextCounters {
   int64_t fallback_steps = 0;
   int64_t positions_selected = 0;  // over sparse steps, summed over KV heads
   int64_t tokens_projected = 0;    // K rows appended to the head caches (prefill and decode)
+  // K rows reused instead, from blocks an earlier sequence with the same prompt prefix computed
+  // (engine/specontext/prefix_block_index.h); not in tokens_projected.
+  int64_t tokens_adopted = 0;
   double selected_mass_sum = 0.0;  // over steps that ran selection (sparse and fallback)
   double retrieval_seconds = 0.0;  // wall time of projection and selection
 };
@@ -58,6 +64,7 @@ inline SpecontextCounters operator-(const SpecontextCounters& a, const Specontex
           .fallback_steps = a.fallback_steps - b.fallback_steps,
           .positions_selected = a.positions_selected - b.positions_selected,
           .tokens_projected = a.tokens_projected - b.tokens_projected,
+          .tokens_adopted = a.tokens_adopted - b.tokens_adopted,
           .selected_mass_sum = a.selected_mass_sum - b.selected_mass_sum,
           .retrieval_seconds = a.retrieval_seconds - b.retrieval_seconds};
 }

@@ -2,7 +2,8 @@
 // its shipped draft through the step shapes serving produces: prefill chunks of several
 // sequences in one step, a prompt prefix adopted from the prefix cache (the head catches up from
 // the row's context), decode rows of different budgets in one batch and out of budget order, a
-// recompute after preemption, and a released sequence whose blocks a new one reuses; with the
+// recompute after preemption, a released sequence whose blocks a new one reuses, and a prefix
+// shared with a sequence that left, whose published head blocks the new one adopts; with the
 // head's hidden input (the engine hands both planners the same states after each step) and
 // without it.
 //
@@ -123,6 +124,10 @@ class CudaPlannerParity : public ::testing::TestWithParam<std::tuple<bool, doubl
 
   std::vector<int32_t>& Tokens(uint64_t seq) {
     auto& t = tokens_[seq];
+    if (t.empty() && shared_.contains(seq)) {
+      const auto [source, length] = shared_.at(seq);
+      t.assign(Tokens(source).begin(), Tokens(source).begin() + length);
+    }
     std::mt19937 rng(static_cast<uint32_t>(seq) * 7919u);
     std::uniform_int_distribution<int32_t> dist(100, 20000);
     while (t.size() < 4096) t.push_back(dist(rng));
@@ -137,6 +142,11 @@ class CudaPlannerParity : public ::testing::TestWithParam<std::tuple<bool, doubl
       // A recompute drops the planners' states from there; the one before it is gone too (it
       // was consumed and freed), so the position it starts at reads zeros.
       if (r.start < ends_[r.seq]) observed_[r.seq].erase(r.start - 1);
+      // A prefix shared with an earlier sequence: the planners take its K and last state from
+      // the blocks that sequence published.
+      if (shared_.contains(r.seq) && !ends_.contains(r.seq)) {
+        for (int64_t t = 0; t < shared_.at(r.seq).second; ++t) observed_[r.seq].insert(t);
+      }
       ends_[r.seq] = r.start + r.tokens;
       const std::vector<int32_t>& t = Tokens(r.seq);
       SequenceStep step;
@@ -208,6 +218,9 @@ class CudaPlannerParity : public ::testing::TestWithParam<std::tuple<bool, doubl
   // The fused state the engine reports for (sequence, position): seeded, so a recompute sees
   // the same values.
   const std::vector<float>& State(uint64_t seq, int64_t position) {
+    if (auto it = shared_.find(seq); it != shared_.end() && position < it->second.second) {
+      return State(it->second.first, position);  // the same tokens give the same states
+    }
     std::vector<float>& state = states_[{seq, position}];
     if (state.empty()) {
       std::mt19937 rng(static_cast<uint32_t>(seq * 1000003 + position));
@@ -227,6 +240,8 @@ class CudaPlannerParity : public ::testing::TestWithParam<std::tuple<bool, doubl
   std::map<uint64_t, std::vector<int32_t>> tokens_;
   std::map<uint64_t, std::set<int64_t>> observed_;
   std::map<uint64_t, int64_t> ends_;
+  // Sequences whose first tokens are another's: (that sequence, how many).
+  std::map<uint64_t, std::pair<uint64_t, int64_t>> shared_;
   std::map<std::pair<uint64_t, int64_t>, std::vector<float>> states_;
   int sparse_rows_ = 0;
   double overlap_sum_ = 0;
@@ -251,6 +266,14 @@ TEST_P(CudaPlannerParity, ServingStepShapesSelectLikeTheCpuPlanner) {
   EXPECT_EQ(gpu_->CachedPositions(1), 0);
   Step({{5, 1000, 1}, {4, 1200, 1, 1024}, {3, 796, 1, 512}});
   Step({{5, 1001, 1}, {4, 1201, 1, 1024}});
+  // Sequence 6 shares sequence 1's first 520 tokens and the prefix cache served 512 of them:
+  // both planners adopt the 32 blocks sequence 1 published before it left, with the state of
+  // position 511, and project only the rest.
+  shared_[6] = {1, 520};
+  Step({{6, 512, 100}, {4, 1202, 1, 1024}});
+  EXPECT_EQ(gpu_->counters().tokens_adopted, 512);
+  EXPECT_EQ(cpu_->counters().tokens_adopted, 512);
+  for (int i = 0; i < 3; ++i) Step({{6, 612 + i, 1}});
   EXPECT_GT(sparse_rows_, 20);
   const double overlap = overlap_sum_ / (sparse_rows_ * head_->num_kv_heads());
   std::cout << "sparse rows " << sparse_rows_ << ", mean overlap with the CPU lists " << overlap

@@ -32,7 +32,8 @@ class RecordingPlanner : public StepPlanner {
       if (rows[i].budget == kFailingBudget) return InvalidArgument("refused by the test planner");
       SequenceStep& step = batch->sequences[i];
       planned_[rows[i].seq_id].push_back(rows[i]);
-      if (step.tokens.size() != 1 || rows[i].mode == AttentionMode::kDense) continue;
+      const bool decode = step.tokens.size() == 1 && !rows[i].prompt_chunk;
+      if (!decode || rows[i].mode == AttentionMode::kDense) continue;
       const int32_t position = step.start_position;
       const int32_t first = window_ > 0 ? std::max(0, position - window_ + 1) : 0;
       std::vector<int32_t> list(position - first + 1);
@@ -122,6 +123,8 @@ TEST(StepPlannerLoopTest, EveryPositionListedMatchesDenseAndReleasesEachSequence
   for (const auto& [seq_id, rows] : plans) {
     EXPECT_EQ(rows.size(), 10u) << "one prefill and nine decode steps for " << seq_id;
     for (const PlanRow& row : rows) EXPECT_EQ(row.seq_id, seq_id);
+    // The prompt is one prefill step; every later row decodes.
+    for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(rows[i].prompt_chunk, i == 0);
     firsts.push_back(rows.front());
   }
   std::sort(firsts.begin(), firsts.end(),

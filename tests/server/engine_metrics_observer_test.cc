@@ -26,7 +26,7 @@ TEST(EngineMetricsObserverTest, ElasticCopiesFeedPrefetchBytesAndHitRatio) {
       << scrape;
 }
 
-TEST(EngineMetricsObserverTest, RetrievalCountersFeedDecodeRowsAndHeadTime) {
+TEST(EngineMetricsObserverTest, RetrievalCountersFeedDecodeRowsHeadTimeAndPrefixReuse) {
   ServingMetrics metrics("smol");
   EngineMetricsObserver observer(&metrics);
   StepStats step;
@@ -40,6 +40,8 @@ TEST(EngineMetricsObserverTest, RetrievalCountersFeedDecodeRowsAndHeadTime) {
   observer.OnStep(step);
   step.specontext = {.tokens_projected = 512, .retrieval_seconds = 0.01};  // prefill only
   observer.OnStep(step);
+  step.specontext = {.tokens_projected = 16, .tokens_adopted = 480};  // a shared prefix
+  observer.OnStep(step);
   const std::string scrape = metrics.Scrape();
   for (const char* line : {
            "specontext_decode_rows_total{attention=\"sparse\",model_name=\"smol\"} 5",
@@ -47,6 +49,7 @@ TEST(EngineMetricsObserverTest, RetrievalCountersFeedDecodeRowsAndHeadTime) {
            "specontext_decode_rows_total{attention=\"dense_fallback\",model_name=\"smol\"} 1",
            "specontext_retrieval_seconds_count{model_name=\"smol\"} 2",
            "specontext_retrieval_seconds_sum{model_name=\"smol\"} 0.006",
+           "specontext_retrieval_head_prefix_tokens_total{model_name=\"smol\"} 480",
        }) {
     EXPECT_NE(scrape.find(line), std::string::npos) << "missing: " << line << "\n" << scrape;
   }

@@ -11,51 +11,19 @@
 
 #include "engine/specontext/selector.h"
 #include "tests/specontext/eagle3_fixture.h"
+#include "tests/specontext/plain_head_fixture.h"
 
 namespace specontext {
 namespace {
 
 using ::testing::HasSubstr;
 
-class PlannerTest : public ::testing::Test {
+class PlannerTest : public PlainHeadTest {
  protected:
-  static void SetUpTestSuite() {
-    auto target = LoadModel(testing::ModelsDir() + "/llama3-gqa-tied");
-    ASSERT_TRUE(target.ok()) << target.status().ToString();
-    target_ = std::move(target).value().release();
-    // A small model as the head needs no generated fixture.
-    auto head = RetrievalHead::Load(testing::ModelsDir() + "/qwen2-bias-yarn", *target_, {});
-    ASSERT_TRUE(head.ok()) << head.status().ToString();
-    head_ = new std::shared_ptr<const RetrievalHead>(std::move(head).value());
-  }
-  static void TearDownTestSuite() {
-    delete head_;
-    delete target_;
-  }
-
   std::unique_ptr<SpecontextPlanner> MakePlanner(const SpecontextPlannerOptions& options) {
     auto planner = SpecontextPlanner::Create(*head_, options);
     EXPECT_TRUE(planner.ok()) << planner.status().ToString();
     return planner.ok() ? std::move(planner).value() : nullptr;
-  }
-
-  // What the planner should pick for the last of `tokens`, computed from scratch.
-  std::vector<std::vector<int32_t>> Expected(const std::vector<int32_t>& tokens,
-                                             const SelectionOptions& options,
-                                             SelectionMemory* memory = nullptr) {
-    const RetrievalHead& head = **head_;
-    const int n = static_cast<int>(tokens.size());
-    std::vector<float> k(n * head.num_kv_heads() * head.head_dim());
-    std::vector<float> q(head.num_heads() * head.head_dim());
-    auto& pool = cpu::ThreadPool::Shared();
-    EXPECT_TRUE(head.Project(tokens, 0, {}, nullptr, k.data(), pool).ok());
-    EXPECT_TRUE(head.Project({&tokens.back(), 1}, n - 1, {}, q.data(), nullptr, pool).ok());
-    HeadKvCache cache(head.num_kv_heads(), head.head_dim());
-    cache.Append(k.data(), n);
-    Selection selection;
-    EXPECT_TRUE(
-        SelectPositions(q, head.num_heads(), cache, options, pool, &selection, memory).ok());
-    return selection.positions;
   }
 
   static SequenceStep Step(std::span<const int32_t> tokens, int32_t start) {
@@ -64,20 +32,7 @@ class PlannerTest : public ::testing::Test {
     step.start_position = start;
     return step;
   }
-
-  static std::vector<int32_t> RandomTokens(std::mt19937& rng, int n) {
-    std::uniform_int_distribution<int32_t> dist(0, 511);
-    std::vector<int32_t> tokens(n);
-    for (int32_t& t : tokens) t = dist(rng);
-    return tokens;
-  }
-
-  static Model* target_;
-  static std::shared_ptr<const RetrievalHead>* head_;
 };
-
-Model* PlannerTest::target_ = nullptr;
-std::shared_ptr<const RetrievalHead>* PlannerTest::head_ = nullptr;
 
 TEST_F(PlannerTest, ChunkedPrefillAndDecodeSelectLikeAWholeSequence) {
   SpecontextPlannerOptions options;
@@ -90,10 +45,13 @@ TEST_F(PlannerTest, ChunkedPrefillAndDecodeSelectLikeAWholeSequence) {
   std::mt19937 rng(11);
   std::vector<int32_t> longer = RandomTokens(rng, 25);  // sequence 1: sparse from the start
   std::vector<int32_t> shorter = RandomTokens(rng, 4);  // sequence 2: dense until S > 8
-  // Prefill: sequence 1 in chunks of 10, 10, 5 beside sequence 2's whole prompt.
+  // Prefill: sequence 1 in chunks of 10, 10, 4 and 1 beside sequence 2's whole prompt. The
+  // last chunk is one token past B, as the scheduler may cut one: still prefill, so dense.
   std::vector<PlanRow> rows = {{1, AttentionMode::kDefault, 0}, {2, AttentionMode::kSpecontext, 0}};
-  for (int chunk = 0; chunk < 3; ++chunk) {
-    const int begin = chunk * 10, end = std::min(25, begin + 10);
+  const int bounds[] = {0, 10, 20, 24, 25};
+  rows[0].prompt_chunk = true;
+  for (int chunk = 0; chunk < 4; ++chunk) {
+    const int begin = bounds[chunk], end = bounds[chunk + 1];
     rows[0].context = {longer.data(), size_t(begin)};
     BatchStep batch;
     batch.sequences.push_back(Step({longer.data() + begin, size_t(end - begin)}, begin));
@@ -106,8 +64,10 @@ TEST_F(PlannerTest, ChunkedPrefillAndDecodeSelectLikeAWholeSequence) {
     for (const auto& s : batch.sequences) EXPECT_TRUE(s.sparse_positions.empty());
   }
   // Each chunk's positions wait for the next step (their hidden inputs come after theirs).
-  EXPECT_EQ(planner->CachedPositions(1), 20);
+  EXPECT_EQ(planner->CachedPositions(1), 24);
   EXPECT_EQ(planner->CachedPositions(2), 0);
+  EXPECT_EQ(planner->counters().decode_steps, 0);
+  rows[0].prompt_chunk = false;
 
   const SelectionOptions select{8, 1, 2};
   for (int step = 0; step < 8; ++step) {
