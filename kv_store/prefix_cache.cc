@@ -2,15 +2,12 @@
 
 #include <algorithm>
 
-#include "common/split_mix.h"
+#include "common/token_chain_hash.h"
 
 namespace specontext {
 
 uint64_t PrefixCache::ChainHash(uint64_t parent, std::span<const int32_t> tokens) {
-  uint64_t h = SplitMix64(parent ^ 0x5bd1e9955bd1e995ull);
-  for (int32_t t : tokens) h = SplitMix64(h ^ static_cast<uint32_t>(t));
-  // 0 marks "no parent"; never produce it for a real block.
-  return h == 0 ? 1 : h;
+  return TokenChainHash(parent, tokens);  // never 0, which marks "no parent"
 }
 
 const PrefixEntry* PrefixCache::Lookup(uint64_t parent, std::span<const int32_t> tokens) {

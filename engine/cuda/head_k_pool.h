@@ -31,7 +31,6 @@ class HeadKPool {
                                   int64_t capacity_positions, cudaStream_t stream);
 
   int block_tokens() const { return index_.block_tokens(); }
-  int64_t capacity_blocks() const { return static_cast<int64_t>(refs_.size()); }
   // Positions a sequence can still grow by: free blocks and cached ones nobody holds.
   int64_t free_positions() const {
     return static_cast<int64_t>(free_.size() + cached_.size()) * block_tokens();

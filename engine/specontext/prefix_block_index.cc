@@ -2,20 +2,16 @@
 
 #include <algorithm>
 
-#include "common/split_mix.h"
+#include "common/token_chain_hash.h"
 
 namespace specontext {
 
 std::vector<uint64_t> PrefixBlockKeys(std::span<const int32_t> tokens, int block_tokens,
                                       std::vector<uint64_t> from) {
-  const size_t blocks = tokens.size() / static_cast<size_t>(block_tokens);
+  const size_t n = static_cast<size_t>(block_tokens), blocks = tokens.size() / n;
   if (from.size() > blocks) from.resize(blocks);
-  uint64_t key = from.empty() ? SplitMix64(static_cast<uint64_t>(block_tokens)) : from.back();
   for (size_t b = from.size(); b < blocks; ++b) {
-    for (int i = 0; i < block_tokens; ++i) {
-      key = SplitMix64(key ^ static_cast<uint32_t>(tokens[b * block_tokens + i]));
-    }
-    from.push_back(key);
+    from.push_back(TokenChainHash(b == 0 ? 0 : from.back(), tokens.subspan(b * n, n)));
   }
   return from;
 }
