@@ -51,6 +51,7 @@ void EngineMetricsObserver::OnStep(const StepStats& stats) {
   }
   const SpecontextCounters& s = stats.specontext;
   metrics_->AddHeadPrefixTokens(s.tokens_adopted);
+  metrics_->AddHeadUnknownInputs(s.tokens_unknown_input);
   if (s.decode_steps > 0) {
     metrics_->ObserveRetrievalTime(s.retrieval_seconds);
     metrics_->AddDecodeRows(s.sparse_steps, s.short_steps, s.fallback_steps);

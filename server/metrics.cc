@@ -84,6 +84,10 @@ ServingMetrics::ServingMetrics(std::string model_name)
   head_prefix_tokens_ =
       counter("specontext_retrieval_head_prefix_tokens_total",
               "Positions whose retrieval-head K was taken from a shared prompt prefix.");
+  head_unknown_inputs_ =
+      counter("specontext_retrieval_head_unknown_inputs_total",
+              "Positions whose retrieval-head K was projected without the target's hidden state "
+              "(a cached prompt prefix no shared head block covered).");
   elastic_hit_ratio_ = gauge("specontext_elastic_load_hit_ratio",
                              "Fraction of retrieved KV positions already resident on the GPU.");
   retrieval_ = histogram("specontext_retrieval_seconds", "Retrieval head time per decode step.",

@@ -54,6 +54,9 @@ class ServingMetrics {
   void AddHeadPrefixTokens(int64_t tokens) {
     head_prefix_tokens_->Increment(static_cast<double>(tokens));
   }
+  void AddHeadUnknownInputs(int64_t tokens) {
+    head_unknown_inputs_->Increment(static_cast<double>(tokens));
+  }
   void SetElasticLoadHitRatio(double ratio) { elastic_hit_ratio_->Set(ratio); }
   void ObserveRetrievalTime(double seconds) { retrieval_->Observe(seconds); }
   // SpeContext decode rows by how they attended: sparse, short (S <= B) or dense fallback.
@@ -90,6 +93,7 @@ class ServingMetrics {
   prometheus::Family<prometheus::Gauge>* tier_tokens_family_;
   prometheus::Counter* prefetch_bytes_;
   prometheus::Counter* head_prefix_tokens_;
+  prometheus::Counter* head_unknown_inputs_;
   prometheus::Gauge* elastic_hit_ratio_;
   prometheus::Histogram* retrieval_;
   std::array<prometheus::Counter*, 3> decode_rows_;  // sparse, short, dense_fallback

@@ -262,76 +262,44 @@ Status CudaSpecontextPlanner::Plan(std::span<const PlanRow> rows, BatchStep* bat
 Result<CudaSpecontextPlanner::Work> CudaSpecontextPlanner::Prepare(std::span<const PlanRow> rows,
                                                                    BatchStep& batch,
                                                                    Work* catch_up) {
-  struct Entry {
-    int row;
-    uint64_t seq;
-    int64_t budget;
-  };
-  std::vector<Entry> selecting, decode_short;
-  int max_length = 0;
+  DecodeRows decode;
+  std::vector<std::pair<size_t, RowPolicy>> adopting;
   for (size_t i = 0; i < rows.size(); ++i) {
     SequenceStep& step = batch.sequences[i];
     step.sparse_positions.clear();
     SPC_ASSIGN_OR_RETURN(const RowPolicy policy, ResolvePlanRow(rows[i], options_));
     if (!policy.sparse || step.tokens.empty()) continue;
-    const uint64_t seq = rows[i].seq_id;
-    const std::string what = "specontext planner: sequence " + std::to_string(seq);
-    DeviceFusedHistory& fused = fused_.try_emplace(seq, std::max(fused_width_, 1)).first->second;
-    Prefix& prefix = prefix_[seq];
-    if (step.start_position < cache_.Length(seq)) {
-      fused.Truncate(step.start_position);
-      if (auto m = memory_.find(seq); m != memory_.end()) {
-        m->second.remembered = std::min<int64_t>(m->second.remembered, step.start_position);
-      }
-      const int64_t kept_blocks = step.start_position / kBlockTokens;
-      prefix.published = std::min(prefix.published, kept_blocks);
-      prefix.keys.resize(std::min<size_t>(prefix.keys.size(), kept_blocks));
-      if (prefix.exact_end >= step.start_position) prefix.exact_end = INT64_MAX;
-    }
-    if (cache_.Length(seq) == 0) {
-      SPC_RETURN_IF_ERROR(AdoptPrefix(rows[i], step.start_position, fused, prefix));
-    }
-    const int64_t held = std::min<int64_t>(cache_.Length(seq), step.start_position);
-    SPC_ASSIGN_OR_RETURN(const std::span<const int32_t> missing,
-                         MissingContext(rows[i], step.start_position, held, what));
-    // A prefill chunk's own positions wait for their hidden inputs: the next step projects them.
-    const bool decode = step.tokens.size() == 1 && !rows[i].prompt_chunk;
-    // K projected without its true hidden input is never published.
-    if (fused_width_ > 0 && !fused.KnowsAll(held, static_cast<int64_t>(missing.size()))) {
-      prefix.exact_end = std::min(prefix.exact_end, held);
-    }
-    if (decode && fused_width_ > 0 && !fused.KnowsAll(step.start_position, 1)) {
-      prefix.exact_end = std::min<int64_t>(prefix.exact_end, step.start_position);
-    }
-    const int64_t length = step.start_position + (decode ? 1 : 0);
-    SPC_RETURN_IF_ERROR(cache_.Resize(seq, length).WithContext(what));
-    const int blocks = static_cast<int>(cache_.Blocks(seq).size());
-    if (!missing.empty()) {
-      catch_up->Add(static_cast<int>(i), seq, missing, held, blocks,
-                    KnownHistory(fused, held, static_cast<int64_t>(missing.size())));
-    }
-    if (!decode) {
-      drops_.emplace_back(seq, step.start_position - 1);
+    if (!fused_.contains(rows[i].seq_id) && step.start_position >= kBlockTokens) {
+      adopting.emplace_back(i, policy);
       continue;
     }
-    const Entry entry{static_cast<int>(i), seq, policy.budget};
-    ++counters_.decode_steps;
-    if (length <= policy.budget) {
-      ++counters_.short_steps;
-      decode_short.push_back(entry);
-      continue;
+    SPC_RETURN_IF_ERROR(PrepareRow(rows[i], static_cast<int>(i), policy, step, catch_up, &decode));
+  }
+  if (!adopting.empty()) {
+    // A new sequence whose prompt prefix the prefix cache served looks for the head's blocks of
+    // that prefix, which the sequence that computed it publishes when it projects them: often
+    // in this very step (its prefill chunk ran last step). Those rows go first, so the new one
+    // finds their K instead of projecting the prefix from unknown hidden inputs.
+    if (catch_up->total_tokens > 0) {
+      SPC_RETURN_IF_ERROR(Project(*catch_up));
+      counters_.tokens_projected += catch_up->total_tokens;
+      *catch_up = Work();
     }
-    selecting.push_back(entry);
-    max_length = std::max(max_length, static_cast<int>(length));
+    SPC_RETURN_IF_ERROR(PublishBlocks(rows));
+    for (const auto& [i, policy] : adopting) {
+      SPC_RETURN_IF_ERROR(
+          PrepareRow(rows[i], static_cast<int>(i), policy, batch.sequences[i], catch_up, &decode));
+    }
   }
   // Selecting rows grouped by budget, so each budget is one launch.
-  std::stable_sort(selecting.begin(), selecting.end(),
-                   [](const Entry& a, const Entry& b) { return a.budget < b.budget; });
+  std::stable_sort(
+      decode.selecting.begin(), decode.selecting.end(),
+      [](const DecodeRows::Entry& a, const DecodeRows::Entry& b) { return a.budget < b.budget; });
   Work work;
-  work.selecting = static_cast<int>(selecting.size());
-  work.max_length = max_length;
-  for (const auto* part : {&selecting, &decode_short}) {
-    for (const Entry& e : *part) {
+  work.selecting = static_cast<int>(decode.selecting.size());
+  work.max_length = decode.max_length;
+  for (const auto* part : {&decode.selecting, &decode.short_rows}) {
+    for (const DecodeRows::Entry& e : *part) {
       const SequenceStep& step = batch.sequences[e.row];
       work.Add(e.row, e.seq, step.tokens, step.start_position,
                static_cast<int>(cache_.Blocks(e.seq).size()),
@@ -339,9 +307,64 @@ Result<CudaSpecontextPlanner::Work> CudaSpecontextPlanner::Prepare(std::span<con
       drops_.emplace_back(e.seq, step.start_position);
     }
   }
-  for (const Entry& e : selecting) work.budgets.push_back(e.budget);
+  for (const DecodeRows::Entry& e : decode.selecting) work.budgets.push_back(e.budget);
   counters_.tokens_projected += work.total_tokens + catch_up->total_tokens;
   return work;
+}
+
+Status CudaSpecontextPlanner::PrepareRow(const PlanRow& row, int index, const RowPolicy& policy,
+                                         SequenceStep& step, Work* catch_up, DecodeRows* decode) {
+  const uint64_t seq = row.seq_id;
+  const std::string what = "specontext planner: sequence " + std::to_string(seq);
+  DeviceFusedHistory& fused = fused_.try_emplace(seq, std::max(fused_width_, 1)).first->second;
+  Prefix& prefix = prefix_[seq];
+  if (step.start_position < cache_.Length(seq)) {
+    fused.Truncate(step.start_position);
+    if (auto m = memory_.find(seq); m != memory_.end()) {
+      m->second.remembered = std::min<int64_t>(m->second.remembered, step.start_position);
+    }
+    const int64_t kept_blocks = step.start_position / kBlockTokens;
+    prefix.published = std::min(prefix.published, kept_blocks);
+    prefix.keys.resize(std::min<size_t>(prefix.keys.size(), kept_blocks));
+    if (prefix.exact_end >= step.start_position) prefix.exact_end = INT64_MAX;
+  }
+  if (cache_.Length(seq) == 0) {
+    SPC_RETURN_IF_ERROR(AdoptPrefix(row, step.start_position, fused, prefix));
+  }
+  const int64_t held = std::min<int64_t>(cache_.Length(seq), step.start_position);
+  SPC_ASSIGN_OR_RETURN(const std::span<const int32_t> missing,
+                       MissingContext(row, step.start_position, held, what));
+  // A prefill chunk's own positions wait for their hidden inputs: the next step projects them.
+  const bool decode_row = step.tokens.size() == 1 && !row.prompt_chunk;
+  // K projected without its true hidden input is never published.
+  if (fused_width_ > 0) {
+    const int64_t unknown = fused.UnknownInputs(held, static_cast<int64_t>(missing.size()));
+    const int64_t own = decode_row ? fused.UnknownInputs(step.start_position, 1) : 0;
+    if (unknown > 0) prefix.exact_end = std::min(prefix.exact_end, held);
+    if (own > 0) prefix.exact_end = std::min<int64_t>(prefix.exact_end, step.start_position);
+    counters_.tokens_unknown_input += unknown + own;
+  }
+  const int64_t length = step.start_position + (decode_row ? 1 : 0);
+  SPC_RETURN_IF_ERROR(cache_.Resize(seq, length).WithContext(what));
+  const int blocks = static_cast<int>(cache_.Blocks(seq).size());
+  if (!missing.empty()) {
+    catch_up->Add(index, seq, missing, held, blocks,
+                  KnownHistory(fused, held, static_cast<int64_t>(missing.size())));
+  }
+  if (!decode_row) {
+    drops_.emplace_back(seq, step.start_position - 1);
+    return Status::Ok();
+  }
+  const DecodeRows::Entry entry{index, seq, policy.budget};
+  ++counters_.decode_steps;
+  if (length <= policy.budget) {
+    ++counters_.short_steps;
+    decode->short_rows.push_back(entry);
+    return Status::Ok();
+  }
+  decode->selecting.push_back(entry);
+  decode->max_length = std::max(decode->max_length, static_cast<int>(length));
+  return Status::Ok();
 }
 
 Status CudaSpecontextPlanner::EnsureStaging(size_t bytes) {

@@ -84,8 +84,22 @@ class CudaSpecontextPlanner final : public StepPlanner {
   CudaSpecontextPlanner(const SpecontextPlannerOptions& options, HeadKPool cache)
       : options_(options), cache_(std::move(cache)) {}
   Status Init(const RetrievalHead& head, const CudaModelRunner& runner);
-  // Fills `catch_up` with context the head lacks and returns this step's work.
+  // A step's decode rows: those that run selection, and the short ones (S <= B).
+  struct DecodeRows {
+    struct Entry {
+      int row;
+      uint64_t seq;
+      int64_t budget;
+    };
+    std::vector<Entry> selecting, short_rows;
+    int max_length = 0;
+  };
+  // Fills `catch_up` with context the head lacks and returns this step's work. Sequences new to
+  // the planner that start past a cached prefix are prepared last, after the others' catch-up
+  // is projected and published, so they can adopt what those publish in this step.
   Result<Work> Prepare(std::span<const PlanRow> rows, BatchStep& batch, Work* catch_up);
+  Status PrepareRow(const PlanRow& row, int index, const RowPolicy& policy, SequenceStep& step,
+                    Work* catch_up, DecodeRows* decode);
   Status Project(const Work& work);
   // The head's input rows [normalised embedding ; normalised fc(hidden)] for a pass with hidden
   // inputs, from the fused states written at `fused`.

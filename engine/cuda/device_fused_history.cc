@@ -64,11 +64,6 @@ bool DeviceFusedHistory::Knows(int64_t first, int64_t count) const {
   return std::max(first - 1, base_) < std::min(first + count - 1, end());
 }
 
-bool DeviceFusedHistory::KnowsAll(int64_t first, int64_t count) const {
-  const int64_t lo = std::max<int64_t>(first - 1, 0), hi = first + count - 1;  // states [lo, hi)
-  return lo >= hi || (lo >= base_ && hi <= end());
-}
-
 Status DeviceFusedHistory::CopyState(int64_t position, void* dst, cudaMemcpyKind kind,
                                      cudaStream_t stream) const {
   if (!Has(position))

@@ -12,6 +12,7 @@
 
 #include "common/status.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/specontext/fused_history.h"
 
 namespace specontext::cuda {
 
@@ -31,8 +32,11 @@ class DeviceFusedHistory {
   Status DropBefore(int64_t first, cudaStream_t stream);
   // Whether the head's input for positions [first, first + count) reads any known state.
   bool Knows(int64_t first, int64_t count) const;
-  // Whether it reads known states only (position 0 reads none: its input is zeros by rule).
-  bool KnowsAll(int64_t first, int64_t count) const;
+  // How many of those inputs are unknown (position 0 reads none: its input is zeros by rule).
+  int64_t UnknownInputs(int64_t first, int64_t count) const {
+    return CountUnknownInputs(first, count, base_, end());
+  }
+  bool KnowsAll(int64_t first, int64_t count) const { return UnknownInputs(first, count) == 0; }
   bool Has(int64_t position) const { return position >= base_ && position < end(); }
   // The state of `position` (Has) into `dst`, one row.
   Status CopyState(int64_t position, void* dst, cudaMemcpyKind kind, cudaStream_t stream) const;

@@ -36,10 +36,8 @@ std::vector<float> FusedHistory::InputsFor(int64_t first, int64_t count) const {
   return inputs;
 }
 
-bool FusedHistory::KnowsAll(int64_t first, int64_t count) const {
-  // Inputs read states [first - 1, first + count - 1); position 0 reads none.
-  const int64_t lo = std::max<int64_t>(first - 1, 0), hi = first + count - 1;
-  return lo >= hi || (lo >= base_ && hi <= end());
+int64_t FusedHistory::UnknownInputs(int64_t first, int64_t count) const {
+  return CountUnknownInputs(first, count, base_, end());
 }
 
 std::span<const float> FusedHistory::State(int64_t position) const {

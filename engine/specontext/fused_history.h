@@ -4,11 +4,20 @@
 // is projected one step late, once the chunk's own states exist.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
 
 namespace specontext {
+
+// The inputs of positions [first, first + count) are the states [first - 1, first + count - 1)
+// (position 0 reads none): how many of those states lie outside the kept range [base, end).
+inline int64_t CountUnknownInputs(int64_t first, int64_t count, int64_t base, int64_t end) {
+  const int64_t lo = std::max<int64_t>(first - 1, 0), hi = first + count - 1;
+  if (lo >= hi) return 0;
+  return (hi - lo) - std::max<int64_t>(0, std::min(hi, end) - std::max(lo, base));
+}
 
 class FusedHistory {
  public:
@@ -28,7 +37,9 @@ class FusedHistory {
   std::vector<float> InputsFor(int64_t first, int64_t count) const;
   // Whether every one of those inputs is known (position 0's is zeros by definition): K
   // projected from them is exact, and may serve other sequences.
-  bool KnowsAll(int64_t first, int64_t count) const;
+  bool KnowsAll(int64_t first, int64_t count) const { return UnknownInputs(first, count) == 0; }
+  // How many of those inputs are not known (position 0's never counts).
+  int64_t UnknownInputs(int64_t first, int64_t count) const;
   // The state of `position`, or empty when it is not kept.
   std::span<const float> State(int64_t position) const;
 

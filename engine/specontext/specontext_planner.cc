@@ -30,9 +30,23 @@ Status SpecontextPlanner::Plan(std::span<const PlanRow> rows, BatchStep* batch) 
   }
   const auto start = std::chrono::steady_clock::now();
   batch->dense_layers = options_.dense_layers;
+  // A new sequence whose prompt prefix the prefix cache served goes last: the sequence that
+  // computed that prefix publishes its head blocks when it projects them, often in this very
+  // step, and the new one then adopts them instead of projecting from unknown hidden inputs.
+  auto adopting = [&](size_t i) {
+    return !sequences_.contains(rows[i].seq_id) &&
+           batch->sequences[i].start_position >= kHeadPrefixBlockTokens;
+  };
+  std::vector<size_t> order;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (adopting(i) == (pass == 1)) order.push_back(i);
+    }
+  }
   Status status;
-  for (size_t i = 0; i < rows.size() && status.ok(); ++i) {
+  for (size_t i : order) {
     status = PlanSequence(rows[i], batch->sequences[i]);
+    if (!status.ok()) break;
   }
   counters_.retrieval_seconds +=
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -121,10 +135,13 @@ Status SpecontextPlanner::PlanSequence(const PlanRow& row, SequenceStep& step) {
 Status SpecontextPlanner::Project(SequenceState& state, std::span<const int32_t> tokens,
                                   int64_t start, float* q, float* k) {
   const int64_t count = static_cast<int64_t>(tokens.size());
-  if (head_->fused_hidden_size() > 0 && !state.fused.KnowsAll(start, count)) {
+  if (const int64_t unknown =
+          head_->fused_hidden_size() > 0 ? state.fused.UnknownInputs(start, count) : 0;
+      unknown > 0) {
     int64_t first_unknown = start;
     while (state.fused.KnowsAll(first_unknown, 1)) ++first_unknown;
     state.exact_end = std::min(state.exact_end, first_unknown);
+    counters_.tokens_unknown_input += unknown;
   }
   const std::vector<float> hidden = head_->fused_hidden_size() > 0
                                         ? state.fused.InputsFor(start, tokens.size())

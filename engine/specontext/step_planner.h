@@ -52,6 +52,10 @@ struct SpecontextCounters {
   // K rows reused instead, from blocks an earlier sequence with the same prompt prefix computed
   // (engine/specontext/prefix_block_index.h); not in tokens_projected.
   int64_t tokens_adopted = 0;
+  // K rows projected with zeros for a hidden input the head could not know (besides position
+  // 0's): a prompt prefix the prefix cache served that no published head block covered. Such K
+  // ranks positions differently from the K the sequence's own run would give.
+  int64_t tokens_unknown_input = 0;
   double selected_mass_sum = 0.0;  // over steps that ran selection (sparse and fallback)
   double retrieval_seconds = 0.0;  // wall time of projection and selection
 };
@@ -65,6 +69,7 @@ inline SpecontextCounters operator-(const SpecontextCounters& a, const Specontex
           .positions_selected = a.positions_selected - b.positions_selected,
           .tokens_projected = a.tokens_projected - b.tokens_projected,
           .tokens_adopted = a.tokens_adopted - b.tokens_adopted,
+          .tokens_unknown_input = a.tokens_unknown_input - b.tokens_unknown_input,
           .selected_mass_sum = a.selected_mass_sum - b.selected_mass_sum,
           .retrieval_seconds = a.retrieval_seconds - b.retrieval_seconds};
 }

@@ -3,9 +3,9 @@
 // sequences in one step, a prompt prefix adopted from the prefix cache (the head catches up from
 // the row's context), decode rows of different budgets in one batch and out of budget order, a
 // recompute after preemption, a released sequence whose blocks a new one reuses, and a prefix
-// shared with a sequence that left, whose published head blocks the new one adopts; with the
-// head's hidden input (the engine hands both planners the same states after each step) and
-// without it.
+// shared with a sequence that left, whose published head blocks the new one adopts (also when
+// they are published in the step it starts); with the head's hidden input (the engine hands
+// both planners the same states after each step) and without it.
 //
 // Tolerance: the GPU head runs in BF16 (embedding, projection, K cache) and the CPU one in fp32,
 // so positions near the B-th weight may swap. Every GPU list must have the CPU list's shape
@@ -274,6 +274,16 @@ TEST_P(CudaPlannerParity, ServingStepShapesSelectLikeTheCpuPlanner) {
   EXPECT_EQ(gpu_->counters().tokens_adopted, 512);
   EXPECT_EQ(cpu_->counters().tokens_adopted, 512);
   for (int i = 0; i < 3; ++i) Step({{6, 612 + i, 1}});
+  // Sequence 8's first 320 positions were served from sequence 7's prompt chunk of the step
+  // before, whose K 7 projects in the step 8 starts; 8's row comes first. Both planners adopt
+  // the 20 blocks 7 publishes in that step.
+  shared_[8] = {7, 330};
+  Step({{7, 0, 330}});
+  Step({{8, 320, 40}, {7, 330, 10}});
+  EXPECT_EQ(gpu_->counters().tokens_adopted, 512 + 320);
+  EXPECT_EQ(cpu_->counters().tokens_adopted, 512 + 320);
+  for (int i = 0; i < 3; ++i) Step({{8, 360 + i, 1}, {7, 340 + i, 1}});
+  EXPECT_EQ(gpu_->counters().tokens_unknown_input, cpu_->counters().tokens_unknown_input);
   EXPECT_GT(sparse_rows_, 20);
   const double overlap = overlap_sum_ / (sparse_rows_ * head_->num_kv_heads());
   std::cout << "sparse rows " << sparse_rows_ << ", mean overlap with the CPU lists " << overlap

@@ -2,9 +2,11 @@
 """Black-box test of specontext-loadtest: starts the real `specontext serve` on 127.0.0.1 with the
 prepared default model, runs the load generator with a small bounded workload, then runs NVIDIA's
 AIPerf with the same workload against the same daemon (daemon and clients on separate CPUs),
-checks that both sent and received exactly the workload's tokens, and that their TTFT and ITL
-medians and output throughput agree within 15% (TPOT is printed too). Exits 1 on any failure, 77 when the default model is not prepared;
-the AIPerf half is skipped (with a message) when `aiperf` is not in the .venv."""
+checks that both sent and received exactly the workload's tokens, and that their TTFT, ITL and
+output throughput agree within 5%, each taken relative to what the daemon itself measured over
+the same requests (raw medians and TPOT are printed too). Exits 1 on any failure, 77 when the
+default model is not prepared; the AIPerf half is skipped (with a message) when `aiperf` is not
+in the .venv."""
 
 import argparse
 import json
@@ -21,7 +23,8 @@ from daemon_process import DaemonProcess, default_model_path  # noqa: E402
 
 SKIP = 77
 START_TIMEOUT_S = 120
-TOLERANCE = 0.15
+# Relative to the daemon's own timing the two tools agree within about 1% (docs/loadtest.md).
+TOLERANCE = 0.05
 # Tiny on purpose: the CPU daemon generates a few dozen tokens per second in total.
 # One request at a time: with two, pairs arrive together and one of each pair waits for the
 # other's prefill, so TTFT (and TPOT) split into two equal modes and a median lands on either
@@ -43,7 +46,7 @@ def run_loadtest(loadtest, url, model_dir, out_dir, extra):
     args = CLIENT_CPUS + [loadtest, "--base-url", url, "--tokenizer", str(model_dir),
             "--num-requests", str(REQUESTS), "--max-concurrency", str(CONCURRENCY),
             "--input-len", str(INPUT_LEN), "--output-len", str(OUTPUT_LEN),
-            "--warmup-requests", "1", "--request-timeout", "120",
+            "--warmup-requests", "0", "--request-timeout", "120",
             "--output-json", str(report)] + extra
     started = time.monotonic()
     result = subprocess.run(args, capture_output=True, text=True, timeout=240)
@@ -79,7 +82,7 @@ def run_aiperf(aiperf, url, model_dir, model, out_dir):
             "--output-tokens-mean", str(OUTPUT_LEN), "--output-tokens-stddev", "0",
             "--extra-inputs", "ignore_eos:true", "--use-server-token-count",
             "--concurrency", str(CONCURRENCY), "--request-count", str(REQUESTS),
-            "--warmup-request-count", "1", "--random-seed", "1", "--ui-type", "none",
+            "--random-seed", "1", "--ui-type", "none",
             "--output-artifact-dir", str(artifacts)]
     env = dict(os.environ, HF_HUB_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1")
     started = time.monotonic()
@@ -92,42 +95,101 @@ def run_aiperf(aiperf, url, model_dir, model, out_dir):
     return json.loads((artifacts / "profile_export_aiperf.json").read_text())
 
 
-def bracket(first, second):
-    mean = lambda a, b: (a + b) / 2
-    return {
-        "ttft_ms": {"median": mean(first["ttft_ms"]["median"], second["ttft_ms"]["median"])},
-        "itl_ms": {"median": mean(first["itl_ms"]["median"], second["itl_ms"]["median"])},
-        "tpot_ms": {"median": mean(first["tpot_ms"]["median"], second["tpot_ms"]["median"])},
-        "output_throughput": mean(first["output_throughput"], second["output_throughput"]),
-    }
+def scrape(url):
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        name = line.split("{")[0].split(" ")[0]
+        if name in SERVER_SERIES:
+            values[name] = values.get(name, 0.0) + float(line.split()[-1])
+    missing = SERVER_SERIES - values.keys()
+    assert not missing, f"/metrics lacks {sorted(missing)}"
+    return values
+
+
+SERVER_SERIES = {f"vllm:{name}_seconds_{part}" for name in ("time_to_first_token",
+                 "inter_token_latency") for part in ("sum", "count")}
+
+
+def server_means(before, after):
+    """The daemon's own mean TTFT and ITL (ms) over the requests sent between two scrapes."""
+    def mean(name):
+        count = after[f"vllm:{name}_seconds_count"] - before[f"vllm:{name}_seconds_count"]
+        total = after[f"vllm:{name}_seconds_sum"] - before[f"vllm:{name}_seconds_sum"]
+        assert count > 0, f"the daemon observed no {name} in the window"
+        return 1000 * total / count
+    return {"ttft_ms": mean("time_to_first_token"), "itl_ms": mean("inter_token_latency")}
+
+
+def timed(url, run):
+    """Runs one tool and returns its report with the daemon's view of the same window."""
+    before = scrape(url)
+    report = run()
+    return report, server_means(before, scrape(url))
+
+
+def relative(ttft_ms, itl_ms, throughput, server):
+    # What a request takes by the daemon's clock; a client's throughput sits a little below
+    # OUTPUT_LEN / that, by the gaps between its requests.
+    request_s = (server["ttft_ms"] + (OUTPUT_LEN - 1) * server["itl_ms"]) / 1000
+    return {"TTFT mean": ttft_ms / server["ttft_ms"], "ITL mean": itl_ms / server["itl_ms"],
+            "output throughput": throughput * request_s / OUTPUT_LEN}
+
+
+def ours_relative(report, server):
+    return relative(report["ttft_ms"]["mean"], report["itl_ms"]["mean"],
+                    report["output_throughput"], server)
 
 
 def compare(ours, theirs):
+    """ours: [(report, server means)] for the runs before and after AIPerf; theirs: one pair.
+
+    The daemon on a shared 2-core machine runs up to 10% slower while AIPerf's heavier clients
+    run beside it, so raw timings of the two tools differ by the daemon's drift as much as by
+    the tools. Each tool's numbers are therefore divided by what the daemon measured over the
+    same requests, and those ratios are compared (ours as the mean of the runs around AIPerf).
+    """
+    aiperf, aiperf_server = theirs
+    mine = [ours_relative(report, server) for report, server in ours]
+    reference = relative(aiperf["time_to_first_token"]["avg"],
+                         aiperf["inter_chunk_latency"]["avg"],
+                         aiperf["output_token_throughput"]["avg"], aiperf_server)
     # AIPerf's "inter_token_latency" is per request (latency - TTFT) / (tokens - 1), our TPOT;
     # its "inter_chunk_latency" is every gap between content chunks, our ITL.
-    # The last field: whether the agreement is enforced (TPOT is printed for reference only).
-    pairs = [
-        ("TTFT median (ms)", ours["ttft_ms"]["median"], theirs["time_to_first_token"]["p50"], True),
-        ("ITL median (ms)", ours["itl_ms"]["median"], theirs["inter_chunk_latency"]["p50"], True),
-        ("TPOT median (ms)", ours["tpot_ms"]["median"], theirs["inter_token_latency"]["p50"],
-         False),
-        ("output throughput (tok/s)", ours["output_throughput"],
-         theirs["output_token_throughput"]["avg"], True),
-    ]
-    print(f"  input tokens per request: aiperf {theirs.get('input_sequence_length', {}).get('avg')}")
+    for name, key, theirs_key in (("TTFT median (ms)", "ttft_ms", "time_to_first_token"),
+                                  ("ITL median (ms)", "itl_ms", "inter_chunk_latency"),
+                                  ("TPOT median (ms)", "tpot_ms", "inter_token_latency")):
+        raw = [report[key]["median"] for report, _ in ours]
+        print(f"  raw {name:<24} loadtest {' / '.join(f'{v:.2f}' for v in raw)}  "
+              f"aiperf {aiperf[theirs_key]['p50']:.2f}")
+    for label, (_, server) in zip(("loadtest before", "aiperf", "loadtest after"),
+                                  (ours[0], theirs, ours[1])):
+        print(f"  daemon's own means during {label:<16} TTFT {server['ttft_ms']:.2f} ms  "
+              f"ITL {server['itl_ms']:.2f} ms")
     failures = []
-    for name, mine, reference, enforced in pairs:
-        difference = abs(mine - reference) / reference
+    for name, expected in reference.items():
+        measured = sum(run[name] for run in mine) / len(mine)
+        difference = abs(measured - expected) / expected
         verdict = "ok" if difference <= TOLERANCE else "DIFFERS"
-        print(f"  {name:<28} loadtest {mine:10.2f}  aiperf {reference:10.2f}  "
+        print(f"  {name + ' / daemon':<28} loadtest {measured:7.3f}  aiperf {expected:7.3f}  "
               f"{difference * 100:5.1f}% {verdict}")
-        if enforced and difference > TOLERANCE:
+        if difference > TOLERANCE:
             failures.append(name)
-    assert theirs["output_sequence_length"]["avg"] == OUTPUT_LEN
-    assert theirs["input_sequence_length"]["avg"] == INPUT_LEN
+    assert aiperf["output_sequence_length"]["avg"] == OUTPUT_LEN
+    assert aiperf["input_sequence_length"]["avg"] == INPUT_LEN
     if failures:
         raise AssertionError(f"differ by more than {TOLERANCE:.0%}: {', '.join(failures)}")
     print(f"PASS loadtest and aiperf agree within {TOLERANCE:.0%}")
+
+
+def warm_up(url):
+    """One request before any window, so neither tool's first request times a cold daemon."""
+    body = json.dumps({"prompt": "Hello", "max_tokens": 4}).encode()
+    request = urllib.request.Request(url + "/v1/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        json.loads(response.read())
 
 
 def check_no_prefix_hits(url):
@@ -161,20 +223,22 @@ def main():
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out_dir = Path(tmp)
-            ours = run_loadtest(args.loadtest, url, model_dir, out_dir, [])
-            check_own_report(ours)
+            warm_up(url)
+            ours = timed(url, lambda: run_loadtest(args.loadtest, url, model_dir, out_dir, []))
+            check_own_report(ours[0])
             if not Path(args.aiperf).exists():
                 print(f"SKIP aiperf cross-check: {args.aiperf} missing "
                       "(.venv/bin/pip install -r requirements.txt)")
                 return 0
-            theirs = run_aiperf(args.aiperf, url, model_dir, ours["config"]["model"], out_dir)
+            model = ours[0]["config"]["model"]
+            theirs = timed(url, lambda: run_aiperf(args.aiperf, url, model_dir, model, out_dir))
             # Our tool runs again after AIPerf, and AIPerf is compared with the mean of the two
-            # runs around it, so a daemon that drifts over the test does not read as the tools
-            # disagreeing.
+            # runs around it.
             (out_dir / "again").mkdir()
-            again = run_loadtest(args.loadtest, url, model_dir, out_dir / "again", [])
-            check_own_report(again)
-            compare(bracket(ours, again), theirs)
+            again = timed(url, lambda: run_loadtest(args.loadtest, url, model_dir,
+                                                    out_dir / "again", []))
+            check_own_report(again[0])
+            compare([ours, again], theirs)
             check_no_prefix_hits(url)
     except (AssertionError, RuntimeError, subprocess.TimeoutExpired) as error:
         print(f"FAIL {error}")

@@ -42,6 +42,8 @@ TEST(EngineMetricsObserverTest, RetrievalCountersFeedDecodeRowsHeadTimeAndPrefix
   observer.OnStep(step);
   step.specontext = {.tokens_projected = 16, .tokens_adopted = 480};  // a shared prefix
   observer.OnStep(step);
+  step.specontext = {.tokens_projected = 64, .tokens_unknown_input = 48};  // one not shared
+  observer.OnStep(step);
   const std::string scrape = metrics.Scrape();
   for (const char* line : {
            "specontext_decode_rows_total{attention=\"sparse\",model_name=\"smol\"} 5",
@@ -50,6 +52,7 @@ TEST(EngineMetricsObserverTest, RetrievalCountersFeedDecodeRowsHeadTimeAndPrefix
            "specontext_retrieval_seconds_count{model_name=\"smol\"} 2",
            "specontext_retrieval_seconds_sum{model_name=\"smol\"} 0.006",
            "specontext_retrieval_head_prefix_tokens_total{model_name=\"smol\"} 480",
+           "specontext_retrieval_head_unknown_inputs_total{model_name=\"smol\"} 48",
        }) {
     EXPECT_NE(scrape.find(line), std::string::npos) << "missing: " << line << "\n" << scrape;
   }

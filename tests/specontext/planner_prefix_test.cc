@@ -3,6 +3,7 @@
 // from the target's states, and then selects as if it had run the whole prompt itself.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <random>
 
 #include "engine/specontext/selector.h"
@@ -67,6 +68,21 @@ class PlannerPrefixTest : public PlainHeadTest {
     a.insert(a.end(), b.begin(), b.end());
     return a;
   }
+
+  // Two prompts sharing their first `shared` tokens, and so the target's states there, each
+  // followed by `own` tokens of its own; states are [tokens][width].
+  struct SharedPair {
+    std::vector<int32_t> a, b;
+    std::vector<float> a_states, b_states;
+  };
+  static SharedPair ShareStart(std::mt19937& rng, int shared, int own, int width) {
+    const std::vector<int32_t> start = RandomTokens(rng, shared);
+    SharedPair pair{Join(start, RandomTokens(rng, own)), Join(start, RandomTokens(rng, own))};
+    pair.a_states = RandomStates(rng, pair.a.size() * width);
+    pair.b_states = RandomStates(rng, pair.b.size() * width);
+    std::copy_n(pair.a_states.begin(), shared * width, pair.b_states.begin());
+    return pair;
+  }
 };
 
 TEST_F(PlannerPrefixTest, AdoptedPrefixSelectsLikeTheWholePromptWithTheHiddenPath) {
@@ -78,12 +94,7 @@ TEST_F(PlannerPrefixTest, AdoptedPrefixSelectsLikeTheWholePromptWithTheHiddenPat
 
   // A and B share 32 tokens (two blocks) and so the target's states there; A decodes to 49.
   std::mt19937 rng(21);
-  const std::vector<int32_t> shared = RandomTokens(rng, 32);
-  const std::vector<int32_t> a = Join(shared, RandomTokens(rng, 18));
-  const std::vector<int32_t> b = Join(shared, RandomTokens(rng, 18));
-  const std::vector<float> a_states = RandomStates(rng, a.size() * width);
-  std::vector<float> b_states = RandomStates(rng, b.size() * width);
-  std::copy_n(a_states.begin(), 32 * width, b_states.begin());
+  const auto [a, b, a_states, b_states] = ShareStart(rng, 32, 18, width);
 
   auto planner = MakePlanner(head, 5);
   ASSERT_NE(planner, nullptr);
@@ -118,6 +129,10 @@ TEST_F(PlannerPrefixTest, AdoptedPrefixSelectsLikeTheWholePromptWithTheHiddenPat
     zero_differs += RunStep(*zeros, 4, b, pos, pos + 1, b_states) != want;
   }
   EXPECT_GT(zero_differs, 0) << "the zero-input catch-up selects exactly: the test shows nothing";
+  EXPECT_EQ(planner->counters().tokens_unknown_input, 0);
+  EXPECT_EQ(exact->counters().tokens_unknown_input, 0);
+  // Positions 1..31 read states nobody handed over, and so does 32 (B's start) a step later.
+  EXPECT_EQ(zeros->counters().tokens_unknown_input, 32);
 
   // A block a decode step completed was stored at the next step.
   const SpecontextCounters again = planner->counters();
@@ -127,6 +142,46 @@ TEST_F(PlannerPrefixTest, AdoptedPrefixSelectsLikeTheWholePromptWithTheHiddenPat
   // K projected from zero inputs is never offered: Z's blocks stay out of its store.
   RunStep(*zeros, 6, b, 32, 33, b_states);
   EXPECT_EQ(zeros->counters().tokens_adopted, 0);
+}
+
+// The scheduler admits a sequence whose prompt prefix another one's prefill chunk computed in
+// the step before; that one projects the chunk's K (its states arrived after the step) in the
+// same step the new one starts. The new one adopts it even when its row comes first.
+TEST_F(PlannerPrefixTest, AdoptsBlocksPublishedInItsOwnStep) {
+  std::string error;
+  const std::shared_ptr<const RetrievalHead> head = HiddenPathHead(&error);
+  if (head == nullptr) GTEST_SKIP() << error;
+  const int width = head->fused_hidden_size();
+  std::mt19937 rng(5);
+  const auto [a, b, a_states, b_states] = ShareStart(rng, 40, 10, width);
+
+  auto planner = MakePlanner(head, 5);
+  ASSERT_NE(planner, nullptr);
+  RunStep(*planner, 1, a, 0, 40, a_states);
+  // One step: B's first chunk (past the 32 cached positions) before A's next one.
+  const std::array<PlanRow, 2> rows{PlanRow{2, AttentionMode::kSpecontext, 0, {b.data(), 32}},
+                                    PlanRow{1, AttentionMode::kSpecontext, 0, {a.data(), 40}}};
+  BatchStep batch;
+  batch.sequences.resize(2);
+  batch.sequences[0].tokens.assign(b.begin() + 32, b.begin() + 45);
+  batch.sequences[0].start_position = 32;
+  batch.sequences[1].tokens.assign(a.begin() + 40, a.begin() + 45);
+  batch.sequences[1].start_position = 40;
+  ASSERT_TRUE(planner->Plan(rows, &batch).ok());
+  EXPECT_EQ(planner->counters().tokens_adopted, 32);
+  EXPECT_EQ(planner->counters().tokens_unknown_input, 0);
+  ASSERT_TRUE(planner->ObserveHidden(2, 32, {b_states.data() + 32 * width, 13u * width}).ok());
+  ASSERT_TRUE(planner->ObserveHidden(1, 40, {a_states.data() + 40 * width, 5u * width}).ok());
+  // B then selects as a planner that ran its whole prompt does.
+  auto exact = MakePlanner(head, 5);
+  ASSERT_NE(exact, nullptr);
+  RunStep(*exact, 3, b, 0, 45, b_states);
+  for (int pos = 45; pos < 50; ++pos) {
+    EXPECT_EQ(RunStep(*planner, 2, b, pos, pos + 1, b_states),
+              RunStep(*exact, 3, b, pos, pos + 1, b_states))
+        << "position " << pos;
+  }
+  EXPECT_EQ(planner->counters().tokens_unknown_input, 0);
 }
 
 TEST_F(PlannerPrefixTest, KFromUnknownInputsIsNeverStored) {
@@ -146,6 +201,7 @@ TEST_F(PlannerPrefixTest, KFromUnknownInputsIsNeverStored) {
   RunStep(*planner, 2, tokens, 20, 36, states);
   EXPECT_EQ(planner->counters().tokens_adopted, 16);
   RunStep(*planner, 2, tokens, 36, 37, states);
+  EXPECT_EQ(planner->counters().tokens_unknown_input, 4);
   planner->Release(1);
   planner->Release(2);
   const SpecontextCounters before = planner->counters();
