@@ -18,6 +18,8 @@ them: the --sinks first positions and its own always, as the daemon selects, and
   head:B:C:D the same with each position's weight the larger of this step's and D times the
              previous step's (a decaying memory of what the head found)
   head:B:C:D:bf16  the same with the head's q and K rounded to bfloat16, as the daemon keeps them
+  head:B:C:D:P:T the same (P: fp32 or bf16), and a step whose next-token probability under the
+             list falls below T runs again densely (how often is printed per mode)
 Every mode starts from the same prefill; the cache is cropped back to the prompt between modes.
 
     python3 oracle_accuracy.py --target DIR --tasks tasks.jsonl --modes dense,layer:2048 --out acc.json
@@ -190,10 +192,15 @@ def line_complete(answer):
     return nl >= 0 and answer[:nl].strip() != ""
 
 
+# Per mode: [decode steps run again densely, sparse decode steps].
+REDONE = collections.defaultdict(lambda: [0, 0])
+
+
 @torch.no_grad()
 def decode(model, tokenizer, cache, state, head, mode, first, task, stop_ids):
     parts = mode.split(":")
-    kind, budget, chunk, decay, precision = parts + ["dense", "0", "1", "0", "fp32"][len(parts):]
+    kind, budget, chunk, decay, precision, redo = (
+        parts + ["dense", "0", "1", "0", "fp32", "0"][len(parts):])
     state.kind, state.budget = kind, int(budget)
     if kind == "head":
         head.reset()
@@ -215,6 +222,15 @@ def decode(model, tokenizer, cache, state, head, mode, first, task, stop_ids):
             state.shared = keep_mask(ranking, state.budget, state.sinks, int(chunk))
         out = model(token, past_key_values=cache, use_cache=True, logits_to_keep=1,
                     output_hidden_states=kind == "head")
+        if kind == "head" and cache.get_seq_length() > state.budget:
+            REDONE[mode][1] += 1
+            if out.logits[0, -1].float().softmax(-1).max() < float(redo):
+                REDONE[mode][0] += 1
+                drop_after(cache, cache.get_seq_length() - 1)
+                state.kind = "dense"
+                out = model(token, past_key_values=cache, use_cache=True, logits_to_keep=1,
+                            output_hidden_states=True)
+                state.kind = kind
         if kind == "head":
             head.last = head.fused(out.hidden_states)
         generated.append(int(out.logits[0, -1].argmax()))
@@ -276,7 +292,9 @@ def main():
         answers.append(row)
         summary = {f"{m} @ {n}": round(100 * sum(v) / len(v), 1) for (m, n), v in cells.items()}
         # Rewritten after every task, so a run cut off by its time limit keeps what it scored.
-        print(f"[{i + 1}/{len(tasks)}] {time.time() - start:.0f} s {summary}", flush=True)
+        redone = {m: f"{r[0]}/{r[1]}" for m, r in REDONE.items() if r[0]}
+        print(f"[{i + 1}/{len(tasks)}] {time.time() - start:.0f} s {summary}"
+              f"{' redone dense ' + str(redone) if redone else ''}", flush=True)
         json.dump({"modes": modes, "sinks": args.sinks, "summary": summary, "answers": answers},
                   open(args.out, "w"), indent=1)
 
