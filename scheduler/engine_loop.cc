@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <random>
+
+#include "scheduler/dense_redo.h"
 
 namespace specontext {
 
@@ -194,11 +197,9 @@ void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
     batch.sequences.push_back(std::move(step));
   }
   StepStats stats;
-  if (options_.planner != nullptr) {
-    const SpecontextCounters before = options_.planner->counters();
-    PlanStep(work, batch);
-    stats.specontext = options_.planner->counters() - before;
-  }
+  const SpecontextCounters before =
+      options_.planner != nullptr ? options_.planner->counters() : SpecontextCounters{};
+  if (options_.planner != nullptr) PlanStep(work, batch);
   for (size_t row = 0; row < work.size(); ++row) {
     const ScheduledWork& w = work[row];
     batch.sequences[row].seq_id = w.seq->seq_id;
@@ -218,8 +219,13 @@ void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
   StepOutput out;
   const ElasticLoadStats elastic_before = runner_->elastic_stats();
   Status step_status = runner_->Step(batch, &out);
-  stats.elastic = runner_->elastic_stats() - elastic_before;
   if (step_status.ok()) step_status = ObserveHidden(work, batch, out);
+  // Drawn while the rows still hold their block tables: a row run again densely writes its
+  // positions' KV again.
+  std::vector<std::optional<Result<SampleResult>>> samples(work.size());
+  if (step_status.ok()) step_status = SampleStep(work, batch, out, plans, &samples);
+  stats.elastic = runner_->elastic_stats() - elastic_before;
+  if (options_.planner != nullptr) stats.specontext = options_.planner->counters() - before;
   for (size_t row = 0; row < work.size(); ++row) {
     if (Status st = kv_->EndStep(work[row].seq->seq_id, &batch.sequences[row]);
         !st.ok() && step_status.ok()) {
@@ -241,7 +247,7 @@ void EngineLoop::RunStep(std::vector<ScheduledWork> work) {
       // The prompt is complete: later requests with the same prefix can reuse its blocks.
       kv_->CachePrefix(seq->seq_id, std::span<const int32_t>(seq->tokens).first(seq->num_cached));
     }
-    Result<SampleResult> sample = SampleRow(row, *seq, out, plans);
+    Result<SampleResult> sample = std::move(*samples[row]);
     if (!sample.ok()) {
       Finish(seq, FinishReason::kError, sample.status());
       continue;
@@ -322,6 +328,39 @@ Result<SampleResult> EngineLoop::SampleRow(size_t row, const Sequence& seq, cons
   std::vector<float> logits;
   SPC_RETURN_IF_ERROR(runner_->LogitsRow(static_cast<int>(row), &logits));
   return sampler_.Sample(logits, params, history);
+}
+
+Status EngineLoop::SampleStep(const std::vector<ScheduledWork>& work, const BatchStep& batch,
+                              const StepOutput& out, const std::vector<Result<SummaryPlan>>& plans,
+                              std::vector<std::optional<Result<SampleResult>>>* samples) {
+  std::vector<size_t> unsure;
+  for (size_t row = 0; row < work.size(); ++row) {
+    if (!work[row].samples) continue;
+    if (options_.planner != nullptr && !batch.sequences[row].sparse_positions.empty() &&
+        options_.planner->RedoDense(TopTokenProbability(out, row))) {
+      unsure.push_back(row);
+      continue;
+    }
+    (*samples)[row] = SampleRow(row, *work[row].seq, out, plans);
+  }
+  if (unsure.empty()) return Status::Ok();
+  // The other rows are drawn first: a draw that needs a whole logits row reads the runner's
+  // last step.
+  const BatchStep dense = DenseRedoBatch(batch, unsure);
+  std::vector<ScheduledWork> dense_work;
+  std::vector<Result<SummaryPlan>> dense_plans;
+  for (size_t row : unsure) {
+    dense_work.push_back(work[row]);
+    if (!plans.empty()) dense_plans.push_back(plans[row]);
+  }
+  StepOutput dense_out;
+  SPC_RETURN_IF_ERROR(runner_->Step(dense, &dense_out));
+  // The head reads these rows' states from the dense pass (they replace the sparse pass's).
+  SPC_RETURN_IF_ERROR(ObserveHidden(dense_work, dense, dense_out));
+  for (size_t i = 0; i < unsure.size(); ++i) {
+    (*samples)[unsure[i]] = SampleRow(i, *work[unsure[i]].seq, dense_out, dense_plans);
+  }
+  return Status::Ok();
 }
 
 void EngineLoop::PlanStep(std::vector<ScheduledWork>& work, BatchStep& batch) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -75,6 +76,12 @@ class EngineLoop : public InferenceService {
   // row fetched when the summary does not settle the draw), else from its logits row.
   Result<SampleResult> SampleRow(size_t row, const Sequence& seq, const StepOutput& out,
                                  const std::vector<Result<SummaryPlan>>& plans);
+  // Every sampling row's next token, into `samples` (a failed draw fails only its row). Sparse
+  // rows the planner finds unsure (StepPlanner::RedoDense) run again densely first; an error is
+  // that second pass failing.
+  Status SampleStep(const std::vector<ScheduledWork>& work, const BatchStep& batch,
+                    const StepOutput& out, const std::vector<Result<SummaryPlan>>& plans,
+                    std::vector<std::optional<Result<SampleResult>>>* samples);
   // The planner and the runner drop a sequence's state (it left, or its KV is being
   // recomputed).
   void ReleaseSequenceState(const Sequence& seq);

@@ -57,6 +57,11 @@ void AddAttentionOptions(CLI::App* cmd, std::string* attention, ServingModelOpti
                   "dense (0: never)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  cmd->add_option("--sparse-redo-probability", model->specontext.redo_probability,
+                  "A sparse decode step whose most likely next token has a lower probability runs "
+                  "again densely before it is sampled (0: never)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd->add_option("--sparse-memory-decay", model->specontext.memory_decay,
                   "Each position ranks by at least this share of its last ranking weight, so "
                   "what the head found stays selected while it is copied (0: off)")

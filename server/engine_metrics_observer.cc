@@ -54,7 +54,7 @@ void EngineMetricsObserver::OnStep(const StepStats& stats) {
   metrics_->AddHeadUnknownInputs(s.tokens_unknown_input);
   if (s.decode_steps > 0) {
     metrics_->ObserveRetrievalTime(s.retrieval_seconds);
-    metrics_->AddDecodeRows(s.sparse_steps, s.short_steps, s.fallback_steps);
+    metrics_->AddDecodeRows(s.sparse_steps, s.short_steps, s.fallback_steps, s.redo_steps);
   }
 }
 

@@ -110,13 +110,11 @@ Result<EvalResult> RunEval(EvalOptions options) {
                          {"bytes_copied", e.bytes_copied},
                          {"rows_in_place", e.rows_in_place}};
     const SpecontextCounters& c = result.specontext;
-    report["specontext"] = {{"decode_steps", c.decode_steps},
-                            {"sparse_steps", c.sparse_steps},
-                            {"short_steps", c.short_steps},
-                            {"fallback_steps", c.fallback_steps},
-                            {"tokens_adopted", c.tokens_adopted},
-                            {"tokens_unknown_input", c.tokens_unknown_input},
-                            {"selected_mass_sum", c.selected_mass_sum}};
+    report["specontext"] = {
+        {"decode_steps", c.decode_steps},     {"sparse_steps", c.sparse_steps},
+        {"short_steps", c.short_steps},       {"fallback_steps", c.fallback_steps},
+        {"tokens_adopted", c.tokens_adopted}, {"tokens_unknown_input", c.tokens_unknown_input},
+        {"redo_steps", c.redo_steps},         {"selected_mass_sum", c.selected_mass_sum}};
     if (result.recall) {
       report["recall"] = {{"mean", result.recall->mean},
                           {"min", result.recall->min},
@@ -179,10 +177,10 @@ void AddEvalCommand(CLI::App& app) {
     }
     if (const SpecontextCounters& c = result->specontext; c.decode_steps > 0) {
       fmt::print(
-          "specontext: {} decode rows: {} sparse, {} short (S <= B), {} dense fallback; head's "
-          "selected mass {:.4f} on average; {} positions of the head's K from shared prefixes, "
-          "{} projected from unknown hidden inputs\n",
-          c.decode_steps, c.sparse_steps, c.short_steps, c.fallback_steps,
+          "specontext: {} decode rows: {} sparse ({} run again densely, unsure), {} short (S <= "
+          "B), {} dense fallback; head's selected mass {:.4f} on average; {} positions of the "
+          "head's K from shared prefixes, {} projected from unknown hidden inputs\n",
+          c.decode_steps, c.sparse_steps, c.redo_steps, c.short_steps, c.fallback_steps,
           c.selected_mass_sum / std::max<int64_t>(1, c.sparse_steps + c.fallback_steps),
           c.tokens_adopted, c.tokens_unknown_input);
     }

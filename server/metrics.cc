@@ -96,9 +96,10 @@ ServingMetrics::ServingMetrics(std::string model_name)
                           .Name("specontext_decode_rows_total")
                           .Help(
                               "SpeContext decode rows by how they attended: sparse, short "
-                              "(context within the budget) or dense_fallback.")
+                              "(context within the budget) or dense_fallback; dense_redo counts "
+                              "sparse rows run again densely (the target was unsure).")
                           .Register(reg);
-  const char* kinds[] = {"sparse", "short", "dense_fallback"};
+  const char* kinds[] = {"sparse", "short", "dense_fallback", "dense_redo"};
   for (size_t i = 0; i < decode_rows_.size(); ++i) {
     decode_rows_[i] = &decode_rows.Add({{"model_name", model_name_}, {"attention", kinds[i]}});
   }
@@ -132,8 +133,9 @@ void ServingMetrics::AddMemoryDecisions(std::string_view decision, int64_t count
       .Increment(static_cast<double>(count));
 }
 
-void ServingMetrics::AddDecodeRows(int64_t sparse, int64_t short_rows, int64_t dense_fallback) {
-  const int64_t rows[] = {sparse, short_rows, dense_fallback};
+void ServingMetrics::AddDecodeRows(int64_t sparse, int64_t short_rows, int64_t dense_fallback,
+                                   int64_t dense_redo) {
+  const int64_t rows[] = {sparse, short_rows, dense_fallback, dense_redo};
   for (size_t i = 0; i < decode_rows_.size(); ++i) {
     decode_rows_[i]->Increment(static_cast<double>(rows[i]));
   }

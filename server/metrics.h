@@ -59,8 +59,10 @@ class ServingMetrics {
   }
   void SetElasticLoadHitRatio(double ratio) { elastic_hit_ratio_->Set(ratio); }
   void ObserveRetrievalTime(double seconds) { retrieval_->Observe(seconds); }
-  // SpeContext decode rows by how they attended: sparse, short (S <= B) or dense fallback.
-  void AddDecodeRows(int64_t sparse, int64_t short_rows, int64_t dense_fallback);
+  // SpeContext decode rows by how they attended: sparse, short (S <= B) or dense fallback; and
+  // the sparse ones run again densely.
+  void AddDecodeRows(int64_t sparse, int64_t short_rows, int64_t dense_fallback,
+                     int64_t dense_redo);
   void SetLayersOffloaded(int layers) { layers_offloaded_->Set(layers); }
   // The memory manager's decisions by kind ("admit", "defer", "reject", "demote", "promote",
   // "spill"); a count of zero makes the series visible before the first decision.
@@ -96,7 +98,7 @@ class ServingMetrics {
   prometheus::Counter* head_unknown_inputs_;
   prometheus::Gauge* elastic_hit_ratio_;
   prometheus::Histogram* retrieval_;
-  std::array<prometheus::Counter*, 3> decode_rows_;  // sparse, short, dense_fallback
+  std::array<prometheus::Counter*, 4> decode_rows_;  // sparse, short, dense_fallback, dense_redo
   prometheus::Gauge* layers_offloaded_;
   prometheus::Family<prometheus::Counter>* decisions_family_;
 };

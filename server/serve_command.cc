@@ -70,6 +70,7 @@ ServingModelOptions ModelOptions(const ServeConfig& config, EngineMetricsObserve
   options.specontext.recent_window = std::max<int64_t>(1, config.sparse_window);
   options.specontext.hidden_input = config.retrieval_hidden;
   options.specontext.fallback_mass_threshold = config.dense_fallback_mass;
+  options.specontext.redo_probability = config.sparse_redo_probability;
   options.specontext.dense_layers = config.sparse_dense_layers;
   options.specontext.memory_decay = config.sparse_memory_decay;
   return options;

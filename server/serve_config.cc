@@ -271,6 +271,12 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, ServeConfig* c) {
          return SetFraction(v, &c->dense_fallback_mass);
        }},
+      {"sparse_redo_probability",
+       "SpeContext: a sparse decode step whose most likely next token has a lower probability "
+       "runs again densely before it is sampled (0: never)",
+       [](const std::string& v, ServeConfig* c) {
+         return SetFraction(v, &c->sparse_redo_probability);
+       }},
       {"sparse_dense_layers",
        "SpeContext: the first N layers attend to every position in sparse steps (layer 0 spreads "
        "its attention over the whole context)",

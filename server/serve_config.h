@@ -53,11 +53,12 @@ struct ServeConfig {
   AttentionMode attention = AttentionMode::kDense;
   int64_t sparse_budget = 2048;  // positions per KV head, the token's own included
   std::string draft_model;
-  int64_t sparse_sinks = 4;            // first positions always kept (attention sinks)
-  int64_t sparse_window = 0;           // most recent positions always kept
-  bool retrieval_hidden = true;        // the head reads the target's hidden states (EAGLE-3)
-  double dense_fallback_mass = 0.0;    // a step whose selection carries less runs dense; 0: never
-  int sparse_dense_layers = 0;         // the first N layers attend densely in sparse steps
+  int64_t sparse_sinks = 4;              // first positions always kept (attention sinks)
+  int64_t sparse_window = 0;             // most recent positions always kept
+  bool retrieval_hidden = true;          // the head reads the target's hidden states (EAGLE-3)
+  double dense_fallback_mass = 0.0;      // a step whose selection carries less runs dense; 0: never
+  double sparse_redo_probability = 0.0;  // an unsure sparse step runs again densely; 0: never
+  int sparse_dense_layers = 0;           // the first N layers attend densely in sparse steps
   double sparse_memory_decay = 0.995;  // a position ranks by at least this share of its last weight
 };
 

@@ -151,6 +151,10 @@ Status CudaSpecontextPlanner::Init(const RetrievalHead& head, const CudaModelRun
   return Status::Ok();
 }
 
+bool CudaSpecontextPlanner::RedoDense(double probability) {
+  return RedoDenseRow(options_, probability, &counters_);
+}
+
 void CudaSpecontextPlanner::Release(uint64_t seq_id) {
   cache_.Release(seq_id);
   fused_.erase(seq_id);

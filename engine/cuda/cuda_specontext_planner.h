@@ -49,6 +49,7 @@ class CudaSpecontextPlanner final : public StepPlanner {
   Status ObserveStep(const BatchStep& batch) override;
 
   SpecontextCounters counters() const override { return counters_; }
+  bool RedoDense(double probability) override;
   int64_t CachedPositions(uint64_t seq_id) const { return cache_.Length(seq_id); }
 
  private:

@@ -18,6 +18,9 @@ Status ValidatePlannerOptions(const SpecontextPlannerOptions& options) {
   if (!(options.fallback_mass_threshold >= 0.0 && options.fallback_mass_threshold <= 1.0)) {
     return InvalidArgument("specontext planner: fallback_mass_threshold must be in [0, 1]");
   }
+  if (!(options.redo_probability >= 0.0 && options.redo_probability <= 1.0)) {
+    return InvalidArgument("specontext planner: redo_probability must be in [0, 1]");
+  }
   if (options.dense_layers < 0) {
     return InvalidArgument("specontext planner: dense_layers must be >= 0");
   }
@@ -32,6 +35,13 @@ Result<RowPolicy> ResolvePlanRow(const PlanRow& row, const SpecontextPlannerOpti
   if (mode == AttentionMode::kDense) return RowPolicy{};
   if (row.budget < 0) return InvalidArgument("specontext planner: negative budget");
   return RowPolicy{true, row.budget > 0 ? row.budget : options.budget};
+}
+
+bool RedoDenseRow(const SpecontextPlannerOptions& options, double probability,
+                  SpecontextCounters* counters) {
+  if (!(probability < options.redo_probability)) return false;
+  ++counters->redo_steps;
+  return true;
 }
 
 bool AnySparse(std::span<const PlanRow> rows, const SpecontextPlannerOptions& options) {

@@ -199,6 +199,10 @@ void SpecontextPlanner::Publish(SequenceState& state, std::span<const int32_t> c
 
 void SpecontextPlanner::Release(uint64_t seq_id) { sequences_.erase(seq_id); }
 
+bool SpecontextPlanner::RedoDense(double probability) {
+  return RedoDenseRow(options_, probability, &counters_);
+}
+
 std::vector<int> SpecontextPlanner::HiddenLayers(std::span<const PlanRow> rows) const {
   return AnySparse(rows, options_) ? head_->aux_layer_ids() : std::vector<int>();
 }

@@ -33,6 +33,10 @@ struct SpecontextPlannerOptions {
   // A decode step whose selected attention mass (Selection::selected_mass) is below this runs
   // dense; 0 disables the fallback.
   double fallback_mass_threshold = 0.0;
+  // A sparse decode row whose next-token probability under its list is below this runs again
+  // densely before sampling (StepPlanner::RedoDense); 0 never. The steps a list breaks, copies
+  // above all, are ones the target is unsure of (docs/specontext.md).
+  double redo_probability = 0.0;
   // The first N target layers attend densely in sparse rows (BatchStep::dense_layers).
   int dense_layers = 0;
   // SelectionOptions::memory_decay: a position keeps this share of its last ranking weight.
@@ -68,6 +72,7 @@ class SpecontextPlanner final : public StepPlanner {
                        std::span<const float> states) override;
 
   SpecontextCounters counters() const override { return counters_; }
+  bool RedoDense(double probability) override;
   // Positions the head caches for a sequence (0 when it has no state).
   int64_t CachedPositions(uint64_t seq_id) const;
   size_t tracked_sequences() const { return sequences_.size(); }

@@ -56,6 +56,9 @@ struct SpecontextCounters {
   // 0's): a prompt prefix the prefix cache served that no published head block covered. Such K
   // ranks positions differently from the K the sequence's own run would give.
   int64_t tokens_unknown_input = 0;
+  // Sparse decode rows run again densely before sampling: the target's probability of its most
+  // likely next token under the list fell below SpecontextPlannerOptions::redo_probability.
+  int64_t redo_steps = 0;
   double selected_mass_sum = 0.0;  // over steps that ran selection (sparse and fallback)
   double retrieval_seconds = 0.0;  // wall time of projection and selection
 };
@@ -70,6 +73,7 @@ inline SpecontextCounters operator-(const SpecontextCounters& a, const Specontex
           .tokens_projected = a.tokens_projected - b.tokens_projected,
           .tokens_adopted = a.tokens_adopted - b.tokens_adopted,
           .tokens_unknown_input = a.tokens_unknown_input - b.tokens_unknown_input,
+          .redo_steps = a.redo_steps - b.redo_steps,
           .selected_mass_sum = a.selected_mass_sum - b.selected_mass_sum,
           .retrieval_seconds = a.retrieval_seconds - b.retrieval_seconds};
 }
@@ -101,6 +105,10 @@ class StepPlanner {
   // After a step the planner marked BatchStep::hidden_on_device: the states are still in the
   // runner's device memory, where the planner reads them itself.
   virtual Status ObserveStep(const BatchStep& /*batch*/) { return Status::Ok(); }
+  // After a step, before sampling, for each decode row that attended sparsely: whether it runs
+  // again densely, the target's probability of its most likely next token under the list being
+  // `probability` (temperature 1). A row it says yes to is counted (redo_steps).
+  virtual bool RedoDense(double /*probability*/) { return false; }
   // Read between steps (the engine thread owns them while it runs); zeros for a planner that
   // keeps none.
   virtual SpecontextCounters counters() const { return {}; }

@@ -1,7 +1,8 @@
 // The engine loop's SpeContext hook, with a planner written for the test: the loop plans every
 // step with each request's mode and budget, releases a sequence's state whenever it leaves
-// (finished, cancelled, preempted), a planner that lists every position changes nothing, and a
-// request the planner rejects fails alone.
+// (finished, cancelled, preempted), a planner that lists every position changes nothing, a
+// request the planner rejects fails alone, and sparse rows the planner finds unsure run again
+// densely.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,10 +21,27 @@ using Outcome = EngineFixture::Outcome;
 constexpr int64_t kFailingBudget = 13;  // requests with this budget are refused by the planner
 
 // Lists, for every decode row not running dense, the last `window` positions per KV head (0:
-// every position); records what the loop tells it.
+// every position); records what the loop tells it. A sparse row whose top token's probability
+// is below `redo_below` runs again densely.
 class RecordingPlanner : public StepPlanner {
  public:
-  RecordingPlanner(int kv_heads, int window) : kv_heads_(kv_heads), window_(window) {}
+  RecordingPlanner(int kv_heads, int window, double redo_below = 0.0)
+      : kv_heads_(kv_heads), window_(window), redo_below_(redo_below) {}
+
+  bool RedoDense(double probability) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    probabilities_.push_back(probability);
+    redone_ += probability < redo_below_;
+    return probability < redo_below_;
+  }
+  std::vector<double> probabilities() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return probabilities_;
+  }
+  int redone() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return redone_;
+  }
 
   Status Plan(std::span<const PlanRow> rows, BatchStep* batch) override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -66,6 +84,9 @@ class RecordingPlanner : public StepPlanner {
   std::mutex mutex_;
   const int kv_heads_;
   const int window_;
+  const double redo_below_;
+  std::vector<double> probabilities_;
+  int redone_ = 0;
   std::map<uint64_t, std::vector<PlanRow>> planned_;
   std::map<uint64_t, int> released_;
   int sparse_rows_ = 0;
@@ -152,6 +173,31 @@ TEST(StepPlannerLoopTest, SparseWindowRunsAndEveryExitIsReleased) {
   for (const auto& [seq_id, count] : planner.released()) releases += count;
   EXPECT_EQ(releases, 4 + preemptions);
   EXPECT_GT(planner.sparse_rows(), 0);
+}
+
+TEST(StepPlannerLoopTest, UnsureSparseRowsRunAgainDensely) {
+  EngineFixture dense;
+  const int vocab = dense.config().vocab_size;
+  const auto want = RunAll(dense, Requests({60, 50, 70}, vocab, 24));
+  // A window of 8 changes the tokens; run again densely, every sparse row gives dense's.
+  RecordingPlanner windowed(KvHeads(), 8), redone(KvHeads(), 8, 1.01);
+  EngineFixture sparse({.planner = &windowed}), again({.planner = &redone});
+  const auto sparse_out = RunAll(sparse, Requests({60, 50, 70}, vocab, 24));
+  const auto got = RunAll(again, Requests({60, 50, 70}, vocab, 24));
+  bool sparse_differs = false;
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].finish, FinishReason::kLength) << got[i].error.ToString();
+    EXPECT_EQ(got[i].tokens, want[i].tokens) << "request " << i;
+    sparse_differs |= sparse_out[i].tokens != want[i].tokens;
+  }
+  EXPECT_TRUE(sparse_differs) << "a window of 8 gives the dense tokens: the test shows nothing";
+  EXPECT_EQ(windowed.redone(), 0);
+  EXPECT_GT(redone.sparse_rows(), 0);
+  EXPECT_EQ(redone.redone(), redone.sparse_rows());
+  for (double p : redone.probabilities()) {
+    EXPECT_GT(p, 0.0);
+    EXPECT_LE(p, 1.0);
+  }
 }
 
 TEST(StepPlannerLoopTest, CancelledRequestIsReleased) {

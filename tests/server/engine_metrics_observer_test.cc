@@ -36,7 +36,8 @@ TEST(EngineMetricsObserverTest, RetrievalCountersFeedDecodeRowsHeadTimeAndPrefix
                      .fallback_steps = 1,
                      .retrieval_seconds = 0.004};
   observer.OnStep(step);
-  step.specontext = {.decode_steps = 2, .sparse_steps = 2, .retrieval_seconds = 0.002};
+  step.specontext = {
+      .decode_steps = 2, .sparse_steps = 2, .redo_steps = 1, .retrieval_seconds = 0.002};
   observer.OnStep(step);
   step.specontext = {.tokens_projected = 512, .retrieval_seconds = 0.01};  // prefill only
   observer.OnStep(step);
@@ -49,6 +50,7 @@ TEST(EngineMetricsObserverTest, RetrievalCountersFeedDecodeRowsHeadTimeAndPrefix
            "specontext_decode_rows_total{attention=\"sparse\",model_name=\"smol\"} 5",
            "specontext_decode_rows_total{attention=\"short\",model_name=\"smol\"} 1",
            "specontext_decode_rows_total{attention=\"dense_fallback\",model_name=\"smol\"} 1",
+           "specontext_decode_rows_total{attention=\"dense_redo\",model_name=\"smol\"} 1",
            "specontext_retrieval_seconds_count{model_name=\"smol\"} 2",
            "specontext_retrieval_seconds_sum{model_name=\"smol\"} 0.006",
            "specontext_retrieval_head_prefix_tokens_total{model_name=\"smol\"} 480",

@@ -167,11 +167,12 @@ TEST_F(ServeConfigTest, AttentionServeOptionsDefaultsAndValues) {
   EXPECT_TRUE(defaults->draft_model.empty());
   EXPECT_EQ(defaults->sparse_dense_layers, 0);
   EXPECT_DOUBLE_EQ(defaults->sparse_memory_decay, 0.995);
+  EXPECT_DOUBLE_EQ(defaults->sparse_redo_probability, 0.0);
 
-  auto set =
-      Load({"--attention", "specontext", "--draft-model", "/models/eagle3", "--sparse-budget",
-            "1024", "--sparse-sinks", "4", "--sparse-window", "64", "--dense-fallback-mass", "0.8",
-            "--sparse-dense-layers", "1", "--sparse-memory-decay", "0.9"});
+  auto set = Load({"--attention", "specontext", "--draft-model", "/models/eagle3",
+                   "--sparse-budget", "1024", "--sparse-sinks", "4", "--sparse-window", "64",
+                   "--dense-fallback-mass", "0.8", "--sparse-dense-layers", "1",
+                   "--sparse-memory-decay", "0.9", "--sparse-redo-probability", "0.9"});
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   EXPECT_EQ(set->attention, AttentionMode::kSpecontext);
   EXPECT_EQ(set->draft_model, "/models/eagle3");
@@ -181,6 +182,7 @@ TEST_F(ServeConfigTest, AttentionServeOptionsDefaultsAndValues) {
   EXPECT_DOUBLE_EQ(set->dense_fallback_mass, 0.8);
   EXPECT_EQ(set->sparse_dense_layers, 1);
   EXPECT_DOUBLE_EQ(set->sparse_memory_decay, 0.9);
+  EXPECT_DOUBLE_EQ(set->sparse_redo_probability, 0.9);
 }
 
 TEST_F(ServeConfigTest, AttentionAbsurdServeOptionsStopStartup) {
@@ -193,6 +195,7 @@ TEST_F(ServeConfigTest, AttentionAbsurdServeOptionsStopStartup) {
       {{"--dense-fallback-mass", "nan"}, "dense_fallback_mass"},
       {{"--sparse-dense-layers", "-1"}, "sparse_dense_layers"},
       {{"--sparse-memory-decay", "2"}, "sparse_memory_decay"},
+      {{"--sparse-redo-probability", "-0.1"}, "sparse_redo_probability"},
       {{"--attention", "specontext"}, "draft_model"},
       {{"--sparse-budget", "16", "--sparse-sinks", "8", "--sparse-window", "9"}, "sparse_budget"},
   };
