@@ -333,10 +333,11 @@ Result<SampleResult> EngineLoop::SampleRow(size_t row, const Sequence& seq, cons
 Status EngineLoop::SampleStep(const std::vector<ScheduledWork>& work, const BatchStep& batch,
                               const StepOutput& out, const std::vector<Result<SummaryPlan>>& plans,
                               std::vector<std::optional<Result<SampleResult>>>* samples) {
+  const bool may_redo = options_.planner != nullptr && options_.planner->redoes_dense();
   std::vector<size_t> unsure;
   for (size_t row = 0; row < work.size(); ++row) {
     if (!work[row].samples) continue;
-    if (options_.planner != nullptr && !batch.sequences[row].sparse_positions.empty() &&
+    if (may_redo && !batch.sequences[row].sparse_positions.empty() &&
         options_.planner->RedoDense(TopTokenProbability(out, row))) {
       unsure.push_back(row);
       continue;

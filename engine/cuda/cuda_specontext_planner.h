@@ -50,6 +50,7 @@ class CudaSpecontextPlanner final : public StepPlanner {
 
   SpecontextCounters counters() const override { return counters_; }
   bool RedoDense(double probability) override;
+  bool redoes_dense() const override { return options_.redo_probability > 0.0; }
   int64_t CachedPositions(uint64_t seq_id) const { return cache_.Length(seq_id); }
 
  private:

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <numeric>
 #include <string>
 
 #include "engine/specontext/plan_policy.h"
@@ -37,12 +38,9 @@ Status SpecontextPlanner::Plan(std::span<const PlanRow> rows, BatchStep* batch) 
     return !sequences_.contains(rows[i].seq_id) &&
            batch->sequences[i].start_position >= kHeadPrefixBlockTokens;
   };
-  std::vector<size_t> order;
-  for (int pass = 0; pass < 2; ++pass) {
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (adopting(i) == (pass == 1)) order.push_back(i);
-    }
-  }
+  std::vector<size_t> order(rows.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_partition(order.begin(), order.end(), [&](size_t i) { return !adopting(i); });
   Status status;
   for (size_t i : order) {
     status = PlanSequence(rows[i], batch->sequences[i]);

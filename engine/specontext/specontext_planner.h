@@ -73,6 +73,7 @@ class SpecontextPlanner final : public StepPlanner {
 
   SpecontextCounters counters() const override { return counters_; }
   bool RedoDense(double probability) override;
+  bool redoes_dense() const override { return options_.redo_probability > 0.0; }
   // Positions the head caches for a sequence (0 when it has no state).
   int64_t CachedPositions(uint64_t seq_id) const;
   size_t tracked_sequences() const { return sequences_.size(); }

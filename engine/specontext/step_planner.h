@@ -109,6 +109,8 @@ class StepPlanner {
   // again densely, the target's probability of its most likely next token under the list being
   // `probability` (temperature 1). A row it says yes to is counted (redo_steps).
   virtual bool RedoDense(double /*probability*/) { return false; }
+  // Whether RedoDense can say yes at all: when not, the loop skips reading the probability.
+  virtual bool redoes_dense() const { return false; }
   // Read between steps (the engine thread owns them while it runs); zeros for a planner that
   // keeps none.
   virtual SpecontextCounters counters() const { return {}; }

@@ -38,6 +38,7 @@ class RecordingPlanner : public StepPlanner {
     std::lock_guard<std::mutex> lock(mutex_);
     return probabilities_;
   }
+  bool redoes_dense() const override { return redo_below_ > 0.0; }
   int redone() {
     std::lock_guard<std::mutex> lock(mutex_);
     return redone_;
