@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <optional>
 
@@ -28,7 +29,20 @@ Result<DatasetKind> ParseDataset(const std::string& name) {
   if (name == "random") return DatasetKind::kRandom;
   if (name == "shared-prefix") return DatasetKind::kSharedPrefix;
   if (name == "passkey") return DatasetKind::kPasskey;
-  return InvalidArgument("unknown dataset '" + name + "' (random, shared-prefix, passkey)");
+  if (name == "document") return DatasetKind::kDocument;
+  return InvalidArgument("unknown dataset '" + name +
+                         "' (random, shared-prefix, passkey, document)");
+}
+
+Result<std::string> ReadDocument(const CommandOptions& options, DatasetKind dataset) {
+  if (dataset != DatasetKind::kDocument) {
+    if (!options.document.empty()) return InvalidArgument("--document needs --dataset document");
+    return std::string();
+  }
+  if (options.document.empty()) return InvalidArgument("--dataset document needs --document FILE");
+  std::ifstream in(options.document, std::ios::binary);
+  if (!in) return NotFound("cannot read the document " + options.document);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 Result<SloTargets> ParseGoodput(const std::vector<std::string>& items) {
@@ -99,6 +113,7 @@ json::object ConfigToJson(const CommandOptions& options, const std::string& mode
           {"endpoint", options.endpoint},
           {"model", model},
           {"dataset", options.dataset},
+          {"document", options.document},
           {"num_requests", options.num_requests},
           {"duration_s", options.duration_s},
           {"request_rate",
@@ -126,6 +141,7 @@ Status WriteFile(const std::string& path, const std::string& text) {
 
 Result<BenchmarkResult> Run(const CommandOptions& options, json::object& config) {
   SPC_ASSIGN_OR_RETURN(const DatasetKind dataset, ParseDataset(options.dataset));
+  SPC_ASSIGN_OR_RETURN(std::string document, ReadDocument(options, dataset));
   SPC_ASSIGN_OR_RETURN(const SloTargets slo, ParseGoodput(options.goodput));
   if (options.endpoint != "completions" && options.endpoint != "chat") {
     return InvalidArgument("--endpoint must be completions or chat, got '" + options.endpoint +
@@ -141,7 +157,8 @@ Result<BenchmarkResult> Run(const CommandOptions& options, json::object& config)
                                              .range_ratio = options.range_ratio,
                                              .prefix_len = options.prefix_len,
                                              .prefix_groups = options.prefix_groups,
-                                             .seed = options.seed}));
+                                             .seed = options.seed,
+                                             .document = std::move(document)}));
   const double rate =
       options.request_rate > 0 ? options.request_rate : std::numeric_limits<double>::infinity();
   SPC_ASSIGN_OR_RETURN(ArrivalProcess arrivals,
@@ -196,8 +213,12 @@ void AddOptions(CLI::App& app, CommandOptions& options) {
                  "Gamma shape of inter-arrival gaps: 1 is Poisson, <1 burstier, >1 steadier")
       ->capture_default_str();
   app.add_option("--max-concurrency", options.max_concurrency, "Requests in flight (0: no cap)");
-  app.add_option("--dataset", options.dataset, "random, shared-prefix or passkey (long context)")
+  app.add_option("--dataset", options.dataset,
+                 "random, shared-prefix, passkey (long context) or document (windows of "
+                 "--document, continued)")
       ->capture_default_str();
+  app.add_option("--document", options.document,
+                 "Text file the document dataset cuts its prompts from");
   app.add_option("--input-len", options.input_len,
                  "Prompt tokens (the suffix after the prefix in shared-prefix mode)")
       ->capture_default_str();

@@ -21,6 +21,7 @@ struct CommandOptions {
   double burstiness = 1;
   uint64_t max_concurrency = 0;
   std::string dataset = "random";
+  std::string document;  // document dataset: the text file prompts are cut from
   int64_t input_len = 256;
   int64_t output_len = 128;
   double range_ratio = 0;

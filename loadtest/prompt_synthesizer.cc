@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <span>
 
 namespace specontext::loadtest {
 
@@ -18,6 +19,7 @@ bool IsPlainWord(const std::string& text) {
 constexpr size_t kMinWords = 256;
 constexpr int kMaxFitRounds = 32;
 constexpr uint64_t kPrefixStream = 0x9E3779B97F4A7C15ull;
+constexpr int64_t kDocumentMargin = 64;
 
 std::mt19937_64 StreamFor(uint64_t seed, uint64_t index) {
   std::seed_seq sequence{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
@@ -55,6 +57,19 @@ Result<PromptSynthesizer> PromptSynthesizer::Create(const Tokenizer& tokenizer,
                               std::to_string(kMinWords));
   }
   PromptSynthesizer synthesizer(tokenizer, options, std::move(words));
+  if (options.kind == DatasetKind::kDocument) {
+    SPC_ASSIGN_OR_RETURN(synthesizer.document_ids_,
+                         tokenizer.Encode(options.document, /*add_special_tokens=*/false));
+    // Room for the longest window plus a margin for tokens that merge across its edges.
+    const auto longest =
+        static_cast<int64_t>(std::ceil(options.input_len * (1 + options.range_ratio)));
+    if (static_cast<int64_t>(synthesizer.document_ids_.size()) < longest + kDocumentMargin) {
+      return InvalidArgument("the document has " +
+                             std::to_string(synthesizer.document_ids_.size()) +
+                             " tokens; prompts of up to " + std::to_string(longest) +
+                             " tokens need " + std::to_string(longest + kDocumentMargin));
+    }
+  }
   if (options.kind == DatasetKind::kSharedPrefix) {
     for (int64_t group = 0; group < options.prefix_groups; ++group) {
       auto rng = StreamFor(options.seed ^ kPrefixStream, static_cast<uint64_t>(group));
@@ -90,6 +105,11 @@ Result<SyntheticPrompt> PromptSynthesizer::Make(uint64_t index) const {
     }
     case DatasetKind::kPasskey: {
       SPC_ASSIGN_OR_RETURN(prompt, MakePasskey(input_len, rng));
+      break;
+    }
+    case DatasetKind::kDocument: {
+      SPC_ASSIGN_OR_RETURN(prompt.text, DocumentWindow(input_len, rng));
+      prompt.input_tokens = input_len;
       break;
     }
   }
@@ -163,6 +183,32 @@ Result<SyntheticPrompt> PromptSynthesizer::MakePasskey(int64_t target, std::mt19
   const std::string head = instruction + RandomWords(before, rng) + needle;
   SPC_ASSIGN_OR_RETURN(std::string text, FitWords(head, question, target, rng));
   return SyntheticPrompt{.text = std::move(text), .input_tokens = target, .expected_answer = key};
+}
+
+Result<std::string> PromptSynthesizer::DocumentWindow(int64_t target, std::mt19937_64& rng) const {
+  const auto total = static_cast<int64_t>(document_ids_.size());
+  int64_t offset = std::uniform_int_distribution<int64_t>(0, total - target - kDocumentMargin)(rng);
+  // Decoding a window and encoding it again gives about as many tokens (plus special ones, and
+  // give or take merges at the cut): move the end until the count is exact, and the start by
+  // one where a merge at the end makes the count jump over the target.
+  int64_t count = target, previous_miss = 0;
+  for (int round = 0; round < kMaxFitRounds; ++round) {
+    const std::span<const int32_t> window(document_ids_.data() + offset,
+                                          static_cast<size_t>(count));
+    SPC_ASSIGN_OR_RETURN(std::string text,
+                         tokenizer_->Decode(window, /*skip_special_tokens=*/true));
+    SPC_ASSIGN_OR_RETURN(const int64_t tokens, CountTokens(text));
+    const int64_t miss = target - tokens;
+    if (miss == 0) return text;
+    if (previous_miss != 0 && (previous_miss > 0) != (miss > 0)) {
+      offset = std::min(offset + 1, total - count - kDocumentMargin);
+    } else {
+      count = std::clamp<int64_t>(count + miss, 1, total - offset);
+    }
+    previous_miss = miss;
+  }
+  return FailedPrecondition("cannot cut a window of exactly " + std::to_string(target) +
+                            " tokens from the document at offset " + std::to_string(offset));
 }
 
 }  // namespace specontext::loadtest

@@ -19,6 +19,7 @@ enum class DatasetKind {
   kRandom,        // random words of the sampled input length
   kSharedPrefix,  // one of `prefix_groups` fixed prefixes, then a random suffix
   kPasskey,       // long context: a pass key hidden in filler at a random depth, asked for last
+  kDocument,      // ordinary text: a window of a given document at a random offset, continued
 };
 
 struct DatasetOptions {
@@ -30,6 +31,7 @@ struct DatasetOptions {
   int64_t prefix_len = 0;  // shared-prefix mode: tokens of the common prefix
   int64_t prefix_groups = 1;
   uint64_t seed = 0;
+  std::string document;  // document mode: the text prompts are cut from
 };
 
 struct SyntheticPrompt {
@@ -59,11 +61,14 @@ class PromptSynthesizer {
                                std::mt19937_64& rng) const;
   Result<int64_t> CountTokens(const std::string& text) const;
   Result<SyntheticPrompt> MakePasskey(int64_t target, std::mt19937_64& rng) const;
+  // The decoded window of document_ids_ from a random offset that encodes to exactly `target`.
+  Result<std::string> DocumentWindow(int64_t target, std::mt19937_64& rng) const;
 
   const Tokenizer* tokenizer_;
   DatasetOptions options_;
   std::vector<std::string> words_;  // each a single vocabulary entry with its leading space
   std::vector<std::string> prefixes_;
+  std::vector<int32_t> document_ids_;
 };
 
 }  // namespace specontext::loadtest

@@ -64,6 +64,9 @@ Result<std::shared_ptr<RequestStream>> EngineLoop::Submit(GenerationRequest requ
   if (request.sparse_budget < 0) {
     return InvalidArgument("sparse_budget must be positive, or 0 for the server's budget");
   }
+  if (const auto& p = request.sparse_redo_probability; p && !(*p >= 0.0 && *p <= 1.0)) {
+    return InvalidArgument("sparse_redo_probability must be in [0, 1]");
+  }
   if (request.attention == AttentionMode::kSpecontext && options_.planner == nullptr) {
     return InvalidArgument(
         "attention \"specontext\" is not available: the server runs without a draft model");
@@ -333,12 +336,16 @@ Result<SampleResult> EngineLoop::SampleRow(size_t row, const Sequence& seq, cons
 Status EngineLoop::SampleStep(const std::vector<ScheduledWork>& work, const BatchStep& batch,
                               const StepOutput& out, const std::vector<Result<SummaryPlan>>& plans,
                               std::vector<std::optional<Result<SampleResult>>>* samples) {
-  const bool may_redo = options_.planner != nullptr && options_.planner->redoes_dense();
   std::vector<size_t> unsure;
   for (size_t row = 0; row < work.size(); ++row) {
     if (!work[row].samples) continue;
-    if (may_redo && !batch.sequences[row].sparse_positions.empty() &&
-        options_.planner->RedoDense(TopTokenProbability(out, row))) {
+    // The probability is read only where a re-run is possible: it costs a pass over the row.
+    const double threshold = options_.planner == nullptr
+                                 ? 0.0
+                                 : work[row].seq->request.sparse_redo_probability.value_or(
+                                       options_.planner->redo_probability());
+    if (threshold > 0.0 && !batch.sequences[row].sparse_positions.empty() &&
+        options_.planner->RedoDense(TopTokenProbability(out, row), threshold)) {
       unsure.push_back(row);
       continue;
     }

@@ -30,6 +30,9 @@ struct GenerationRequest {
   // SpeContext: kDefault runs the server's mode; kSpecontext needs a server with a planner.
   AttentionMode attention = AttentionMode::kDefault;
   int64_t sparse_budget = 0;  // positions per KV head (own position included); 0: the server's
+  // A sparse decode step whose most likely next token is less likely than this runs again
+  // densely (StepPlanner::RedoDense); unset: the server's threshold, 0: never.
+  std::optional<double> sparse_redo_probability;
 };
 
 struct SampledToken {

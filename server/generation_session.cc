@@ -65,6 +65,7 @@ Status GenerationSession::Submit() {
       generation.sampling = options.sampling;
       generation.attention = options.attention;
       generation.sparse_budget = options.sparse_budget;
+      generation.sparse_redo_probability = options.sparse_redo_probability;
       if (options.sampling.seed.has_value()) {
         generation.sampling.seed = *options.sampling.seed + static_cast<uint64_t>(i);
       }

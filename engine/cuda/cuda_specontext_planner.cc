@@ -151,8 +151,8 @@ Status CudaSpecontextPlanner::Init(const RetrievalHead& head, const CudaModelRun
   return Status::Ok();
 }
 
-bool CudaSpecontextPlanner::RedoDense(double probability) {
-  return RedoDenseRow(options_, probability, &counters_);
+bool CudaSpecontextPlanner::RedoDense(double probability, double threshold) {
+  return RedoDenseRow(probability, threshold, &counters_);
 }
 
 void CudaSpecontextPlanner::Release(uint64_t seq_id) {

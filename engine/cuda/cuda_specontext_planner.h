@@ -49,8 +49,8 @@ class CudaSpecontextPlanner final : public StepPlanner {
   Status ObserveStep(const BatchStep& batch) override;
 
   SpecontextCounters counters() const override { return counters_; }
-  bool RedoDense(double probability) override;
-  bool redoes_dense() const override { return options_.redo_probability > 0.0; }
+  bool RedoDense(double probability, double threshold) override;
+  double redo_probability() const override { return options_.redo_probability; }
   int64_t CachedPositions(uint64_t seq_id) const { return cache_.Length(seq_id); }
 
  private:

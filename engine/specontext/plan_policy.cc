@@ -37,9 +37,8 @@ Result<RowPolicy> ResolvePlanRow(const PlanRow& row, const SpecontextPlannerOpti
   return RowPolicy{true, row.budget > 0 ? row.budget : options.budget};
 }
 
-bool RedoDenseRow(const SpecontextPlannerOptions& options, double probability,
-                  SpecontextCounters* counters) {
-  if (!(probability < options.redo_probability)) return false;
+bool RedoDenseRow(double probability, double threshold, SpecontextCounters* counters) {
+  if (!(probability < threshold)) return false;
   ++counters->redo_steps;
   return true;
 }

@@ -21,9 +21,8 @@ struct RowPolicy {
 Status ValidatePlannerOptions(const SpecontextPlannerOptions& options);
 // The row's mode (kDefault takes the server's) and budget (0 takes the server's).
 Result<RowPolicy> ResolvePlanRow(const PlanRow& row, const SpecontextPlannerOptions& options);
-// StepPlanner::RedoDense for both planners: below options.redo_probability, counted.
-bool RedoDenseRow(const SpecontextPlannerOptions& options, double probability,
-                  SpecontextCounters* counters);
+// StepPlanner::RedoDense for both planners: below the threshold, counted.
+bool RedoDenseRow(double probability, double threshold, SpecontextCounters* counters);
 // Whether any row resolves to sparse mode (a row with a bad budget counts: Plan reports it).
 bool AnySparse(std::span<const PlanRow> rows, const SpecontextPlannerOptions& options);
 // The positions the head must project before the step's own tokens: [held, start_position)

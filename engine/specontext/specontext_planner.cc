@@ -197,8 +197,8 @@ void SpecontextPlanner::Publish(SequenceState& state, std::span<const int32_t> c
 
 void SpecontextPlanner::Release(uint64_t seq_id) { sequences_.erase(seq_id); }
 
-bool SpecontextPlanner::RedoDense(double probability) {
-  return RedoDenseRow(options_, probability, &counters_);
+bool SpecontextPlanner::RedoDense(double probability, double threshold) {
+  return RedoDenseRow(probability, threshold, &counters_);
 }
 
 std::vector<int> SpecontextPlanner::HiddenLayers(std::span<const PlanRow> rows) const {

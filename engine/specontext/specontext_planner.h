@@ -72,8 +72,8 @@ class SpecontextPlanner final : public StepPlanner {
                        std::span<const float> states) override;
 
   SpecontextCounters counters() const override { return counters_; }
-  bool RedoDense(double probability) override;
-  bool redoes_dense() const override { return options_.redo_probability > 0.0; }
+  bool RedoDense(double probability, double threshold) override;
+  double redo_probability() const override { return options_.redo_probability; }
   // Positions the head caches for a sequence (0 when it has no state).
   int64_t CachedPositions(uint64_t seq_id) const;
   size_t tracked_sequences() const { return sequences_.size(); }

@@ -107,10 +107,11 @@ class StepPlanner {
   virtual Status ObserveStep(const BatchStep& /*batch*/) { return Status::Ok(); }
   // After a step, before sampling, for each decode row that attended sparsely: whether it runs
   // again densely, the target's probability of its most likely next token under the list being
-  // `probability` (temperature 1). A row it says yes to is counted (redo_steps).
-  virtual bool RedoDense(double /*probability*/) { return false; }
-  // Whether RedoDense can say yes at all: when not, the loop skips reading the probability.
-  virtual bool redoes_dense() const { return false; }
+  // `probability` (temperature 1) and the row's request asking for a re-run below `threshold`
+  // (its own, or redo_probability()). A row it says yes to is counted (redo_steps).
+  virtual bool RedoDense(double /*probability*/, double /*threshold*/) { return false; }
+  // The server's threshold for requests that give none (0: never re-run).
+  virtual double redo_probability() const { return 0.0; }
   // Read between steps (the engine thread owns them while it runs); zeros for a planner that
   // keeps none.
   virtual SpecontextCounters counters() const { return {}; }

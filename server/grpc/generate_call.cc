@@ -43,8 +43,7 @@ grpc::Status GenerateCall::Run(const v1::GenerateRequest& request) {
 Status GenerateCall::Start(const v1::GenerateRequest& request) {
   SPC_RETURN_IF_ERROR(CheckModelName(serving_, request.model()));
   GenerationRequest engine_request;
-  SPC_RETURN_IF_ERROR(
-      ToAttention(request, &engine_request.attention, &engine_request.sparse_budget));
+  SPC_RETURN_IF_ERROR(ToAttention(request, &engine_request));
   SPC_ASSIGN_OR_RETURN(prompt_, PromptTokens(serving_, request));
   SPC_ASSIGN_OR_RETURN(SamplingParams sampling,
                        ToSamplingParams(serving_, request.sampling(), prompt_.size()));

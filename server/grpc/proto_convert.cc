@@ -206,21 +206,31 @@ Result<SamplingParams> ToSamplingParams(const ServingModel& serving,
   return params;
 }
 
-Status ToAttention(const v1::GenerateRequest& request, AttentionMode* mode,
-                   int64_t* sparse_budget) {
+Status ToAttention(const v1::GenerateRequest& request, GenerationRequest* out) {
   const std::string& name = request.attention_mode();
   if (name.empty()) {
-    *mode = AttentionMode::kDefault;
+    out->attention = AttentionMode::kDefault;
   } else if (const std::optional<AttentionMode> named = AttentionModeNamed(name)) {
-    *mode = *named;
+    out->attention = *named;
   } else {
     return InvalidArgument("attention_mode must be \"dense\" or \"specontext\", got \"" + name +
                            "\"");
   }
-  if (request.sparse_budget() != 0 && *mode == AttentionMode::kDense) {
+  const bool dense = out->attention == AttentionMode::kDense;
+  if (request.sparse_budget() != 0 && dense) {
     return InvalidArgument("sparse_budget only applies to attention_mode \"specontext\"");
   }
-  *sparse_budget = request.sparse_budget();
+  out->sparse_budget = request.sparse_budget();
+  if (!request.has_sparse_redo_probability()) return Status::Ok();
+  if (dense) {
+    return InvalidArgument("sparse_redo_probability only applies to attention_mode \"specontext\"");
+  }
+  const double redo = request.sparse_redo_probability();
+  if (!(redo >= 0.0 && redo <= 1.0)) {
+    return InvalidArgument("sparse_redo_probability must be in [0, 1], got " +
+                           std::to_string(redo));
+  }
+  out->sparse_redo_probability = redo;
   return Status::Ok();
 }
 

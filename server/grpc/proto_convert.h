@@ -35,9 +35,10 @@ Result<std::vector<int32_t>> TokenizeInput(const ServingModel& serving,
 Result<SamplingParams> ToSamplingParams(const ServingModel& serving,
                                         const v1::SamplingParams& proto, size_t prompt_tokens);
 
-// The request's attention mode and SpeContext budget, as the HTTP API's "attention" and
-// "sparse_budget": mode "dense", "specontext" or empty (the server's); a budget only with a mode
-// that can be sparse. Whether the server can serve "specontext" is the engine's check.
-Status ToAttention(const v1::GenerateRequest& request, AttentionMode* mode, int64_t* sparse_budget);
+// The request's attention mode, SpeContext budget and re-run threshold, as the HTTP API's
+// "attention", "sparse_budget" and "sparse_redo_probability": mode "dense", "specontext" or
+// empty (the server's); budget and threshold only with a mode that can be sparse. Whether the
+// server can serve "specontext" is the engine's check.
+Status ToAttention(const v1::GenerateRequest& request, GenerationRequest* out);
 
 }  // namespace specontext::server::grpc_api

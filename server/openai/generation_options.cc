@@ -72,11 +72,17 @@ Status ReadAttention(const json::object& body, GenerationOptions* out) {
     }
     out->attention = *named;
   }
-  if (FindField(body, "sparse_budget") == nullptr) return Status::Ok();
-  if (out->attention == AttentionMode::kDense) {
-    return FieldError("sparse_budget", "only applies to \"attention\": \"specontext\"");
+  for (std::string_view key : {"sparse_budget", "sparse_redo_probability"}) {
+    if (FindField(body, key) != nullptr && out->attention == AttentionMode::kDense) {
+      return FieldError(key, "only applies to \"attention\": \"specontext\"");
+    }
   }
-  return ReadInteger(body, "sparse_budget", 1, kIntMax, &out->sparse_budget);
+  SPC_RETURN_IF_ERROR(ReadInteger(body, "sparse_budget", 1, kIntMax, &out->sparse_budget));
+  if (FindField(body, "sparse_redo_probability") == nullptr) return Status::Ok();
+  float redo = 0.0f;
+  SPC_RETURN_IF_ERROR(ReadNumber(body, "sparse_redo_probability", {0.0, 1.0}, &redo));
+  out->sparse_redo_probability = redo;
+  return Status::Ok();
 }
 
 // Fields we cannot honour are refused rather than silently ignored.

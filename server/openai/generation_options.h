@@ -34,10 +34,12 @@ struct GenerationOptions {
   bool include_usage = false;  // stream_options.include_usage
   std::string user;
   bool skip_special_tokens = true;
-  // Extensions: "attention": "dense" | "specontext" and "sparse_budget": N (positions per KV
-  // head); absent, the server's.
+  // Extensions: "attention": "dense" | "specontext", "sparse_budget": N (positions per KV
+  // head) and "sparse_redo_probability": P (an unsure sparse step runs again densely); absent,
+  // the server's.
   AttentionMode attention = AttentionMode::kDefault;
   int64_t sparse_budget = 0;
+  std::optional<double> sparse_redo_probability;
 };
 
 // Reads the shared fields. `max_tokens_keys` lists the fields that set max_tokens, in order of
@@ -47,7 +49,7 @@ Status ReadGenerationOptions(const boost::json::object& body,
                              GenerationOptions* out);
 
 // The fields ReadGenerationOptions understands, for unknown-field logging.
-inline constexpr std::array<std::string_view, 23> kGenerationFields = {"model",
+inline constexpr std::array<std::string_view, 24> kGenerationFields = {"model",
                                                                        "max_tokens",
                                                                        "temperature",
                                                                        "top_p",
@@ -69,6 +71,7 @@ inline constexpr std::array<std::string_view, 23> kGenerationFields = {"model",
                                                                        "logit_bias",
                                                                        "response_format",
                                                                        "attention",
-                                                                       "sparse_budget"};
+                                                                       "sparse_budget",
+                                                                       "sparse_redo_probability"};
 
 }  // namespace specontext::server::openai

@@ -68,6 +68,20 @@ def metric(text, name, labels=""):
     return total
 
 
+def metric_reaching(server, name, labels, at_least, timeout=10):
+    """The metric once it reaches `at_least` (or after `timeout` s), and the scrape it came from.
+
+    The engine counts a step's rows when the step ends, after its tokens went out, so a scrape
+    right after the response may come before the last step is counted."""
+    deadline = time.monotonic() + timeout
+    while True:
+        scrape = metrics_text(server)
+        value = metric(scrape, name, labels)
+        if value >= at_least or time.monotonic() > deadline:
+            return value, scrape
+        time.sleep(0.05)
+
+
 def check(condition, message):
     if not condition:
         raise AssertionError(message)
@@ -387,19 +401,18 @@ def test_specontext_serving(binary):
 
         sparse = complete()
         check(len(sparse) > 0, "empty sparse completion")
-        # The engine counts a step's rows when the step ends, after its tokens went out, so a
-        # scrape right after the response may come before the last step is counted.
-        deadline = time.monotonic() + 10
-        while True:
-            scrape = metrics_text(server)
-            sparse_rows = metric(scrape, "specontext_decode_rows_total", 'attention="sparse"')
-            if sparse_rows >= 11 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        sparse_rows, scrape = metric_reaching(server, "specontext_decode_rows_total",
+                                              'attention="sparse"', 11)
         check(sparse_rows >= 11, f"{sparse_rows} sparse decode rows for 12 tokens past B")
         check(metric(scrape, "specontext_retrieval_seconds_count") > 0, "no retrieval time")
         dense = complete(attention="dense")
         check(complete(sparse_budget=4096) == dense, "a budget beyond the prompt must equal dense")
+        # Every sparse step less sure than probability 1 runs again densely: dense's text.
+        check(complete(sparse_redo_probability=1.0) == dense,
+              "re-running every sparse step densely must equal dense")
+        redone, _ = metric_reaching(server, "specontext_decode_rows_total",
+                                    'attention="dense_redo"', 11)
+        check(redone >= 11, f"{redone} re-run rows counted for 12 tokens that asked for them")
     finally:
         server.kill()
 

@@ -200,6 +200,13 @@ TEST_F(GrpcServiceTest, BadRequestsAreRejectedWithTheirCodes) {
   dense_budget.set_attention_mode("dense");
   dense_budget.set_sparse_budget(64);
   expect_code(dense_budget, StatusCode::kInvalidArgument);
+  v1::GenerateRequest dense_redo = client::TextRequest("hi", 4);
+  dense_redo.set_attention_mode("dense");
+  dense_redo.set_sparse_redo_probability(0.5);
+  expect_code(dense_redo, StatusCode::kInvalidArgument);
+  v1::GenerateRequest wide_redo = client::TextRequest("hi", 4);
+  wide_redo.set_sparse_redo_probability(1.5);
+  expect_code(wide_redo, StatusCode::kInvalidArgument);
   // This server has no draft model, so it cannot serve SpeContext.
   v1::GenerateRequest no_planner = client::TextRequest("hi", 4);
   no_planner.set_attention_mode("specontext");
@@ -302,9 +309,9 @@ class SparseStepCounter : public AttentionProbe {
   std::atomic<size_t> widest_{0};
 };
 
-// attention_mode and sparse_budget per request, on a server with the shipped retrieval head
-// whose own mode is dense: only the request that asks for SpeContext attends sparsely, within
-// its budget.
+// attention_mode, sparse_budget and sparse_redo_probability per request, on a server with the
+// shipped retrieval head whose own mode is dense: only the request that asks for SpeContext
+// attends sparsely, within its budget; one that re-runs every sparse step gives dense's tokens.
 TEST(GrpcSpecontextTest, RequestsChooseTheirAttention) {
   const std::string path = DefaultModelPath();
   if (!std::filesystem::exists(std::filesystem::path(path) / "config.json")) {
@@ -336,10 +343,12 @@ TEST(GrpcSpecontextTest, RequestsChooseTheirAttention) {
     return r;
   };
 
+  std::vector<int32_t> dense_tokens;
   for (const std::string mode : {"", "dense"}) {
     auto dense = client.Generate(request(mode, 0));
     ASSERT_TRUE(dense.ok()) << dense.status().ToString();
     EXPECT_EQ(dense->token_ids.size(), 6u);
+    dense_tokens = dense->token_ids;
   }
   EXPECT_EQ(counter.samples(), 0) << "dense requests attended sparsely";
 
@@ -348,6 +357,12 @@ TEST(GrpcSpecontextTest, RequestsChooseTheirAttention) {
   EXPECT_EQ(sparse->token_ids.size(), 6u);
   EXPECT_GT(counter.samples(), 0) << "the specontext request never attended sparsely";
   EXPECT_LE(counter.widest(), 16u);
+
+  v1::GenerateRequest always = request("specontext", 16);
+  always.set_sparse_redo_probability(1.0);
+  auto redone = client.Generate(always);
+  ASSERT_TRUE(redone.ok()) << redone.status().ToString();
+  EXPECT_EQ(redone->token_ids, dense_tokens);
   (*server)->Shutdown(std::chrono::system_clock::now());
 }
 

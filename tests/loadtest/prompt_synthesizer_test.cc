@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 
@@ -129,6 +130,49 @@ TEST_F(PromptSynthesizerTest, PasskeyPromptsHideTheKeyAtExactLength) {
       *tokenizer_, {.kind = DatasetKind::kPasskey, .input_len = 10, .seed = 2});
   ASSERT_TRUE(tiny.ok());
   EXPECT_FALSE(tiny->Make(0).ok());
+}
+
+// Prose with numbers, punctuation and line breaks, so windows cut through words and merges.
+std::string Prose(int sentences) {
+  static const char* const kSubjects[] = {"The old mill", "A river pilot", "Our committee",
+                                          "The 1987 survey", "Every lighthouse keeper"};
+  static const char* const kVerbs[] = {"described", "measured", "could not explain", "argued about",
+                                       "wrote down"};
+  std::string text;
+  for (int i = 0; i < sentences; ++i) {
+    text += std::string(kSubjects[i % 5]) + " " + kVerbs[(i / 5) % 5] + " the " +
+            std::to_string(i * 37 % 1000) + " boats near bend no. " + std::to_string(i) +
+            (i % 7 == 6 ? ".\n\n" : "; ");
+  }
+  return text;
+}
+
+TEST_F(PromptSynthesizerTest, DocumentWindowsAreExactCutsOfTheText) {
+  const std::string document = Prose(400);
+  auto synthesizer = PromptSynthesizer::Create(*tokenizer_, {.kind = DatasetKind::kDocument,
+                                                             .input_len = 700,
+                                                             .range_ratio = 0.2,
+                                                             .seed = 4,
+                                                             .document = document});
+  ASSERT_TRUE(synthesizer.ok()) << synthesizer.status().ToString();
+  std::vector<std::string> texts;
+  for (uint64_t index = 0; index < 6; ++index) {
+    auto prompt = synthesizer->Make(index);
+    ASSERT_TRUE(prompt.ok()) << prompt.status().ToString();
+    EXPECT_EQ(Count(prompt->text), prompt->input_tokens);
+    EXPECT_GE(prompt->input_tokens, 560);
+    EXPECT_LE(prompt->input_tokens, 840);
+    EXPECT_NE(document.find(prompt->text), std::string::npos) << "not a window of the document";
+    texts.push_back(prompt->text);
+  }
+  std::sort(texts.begin(), texts.end());
+  EXPECT_EQ(std::unique(texts.begin(), texts.end()), texts.end()) << "windows repeat";
+
+  // Too short a document for the longest window is refused up front.
+  EXPECT_FALSE(
+      PromptSynthesizer::Create(
+          *tokenizer_, {.kind = DatasetKind::kDocument, .input_len = 700, .document = Prose(20)})
+          .ok());
 }
 
 TEST_F(PromptSynthesizerTest, RejectsImpossibleOptions) {

@@ -2,7 +2,7 @@
 // step with each request's mode and budget, releases a sequence's state whenever it leaves
 // (finished, cancelled, preempted), a planner that lists every position changes nothing, a
 // request the planner rejects fails alone, and sparse rows the planner finds unsure run again
-// densely.
+// densely, at the server's threshold or the request's own.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,17 +28,17 @@ class RecordingPlanner : public StepPlanner {
   RecordingPlanner(int kv_heads, int window, double redo_below = 0.0)
       : kv_heads_(kv_heads), window_(window), redo_below_(redo_below) {}
 
-  bool RedoDense(double probability) override {
+  bool RedoDense(double probability, double threshold) override {
     std::lock_guard<std::mutex> lock(mutex_);
     probabilities_.push_back(probability);
-    redone_ += probability < redo_below_;
-    return probability < redo_below_;
+    redone_ += probability < threshold;
+    return probability < threshold;
   }
   std::vector<double> probabilities() {
     std::lock_guard<std::mutex> lock(mutex_);
     return probabilities_;
   }
-  bool redoes_dense() const override { return redo_below_ > 0.0; }
+  double redo_probability() const override { return redo_below_; }
   int redone() {
     std::lock_guard<std::mutex> lock(mutex_);
     return redone_;
@@ -201,6 +201,46 @@ TEST(StepPlannerLoopTest, UnsureSparseRowsRunAgainDensely) {
   }
 }
 
+TEST(StepPlannerLoopTest, RequestsChooseTheirOwnRedoThreshold) {
+  EngineFixture dense;
+  const int vocab = dense.config().vocab_size;
+  const std::vector<int> lengths = {60, 50, 70};
+  const auto want = RunAll(dense, Requests(lengths, vocab, 24));
+  RecordingPlanner windowed(KvHeads(), 8);
+  EngineFixture sparse({.planner = &windowed});
+  const auto sparse_out = RunAll(sparse, Requests(lengths, vocab, 24));
+  // Request k is the one that keeps the server's choice: its window-of-8 tokens differ from
+  // dense's, so whether it ran again shows.
+  size_t k = 0;
+  while (k < want.size() && sparse_out[k].tokens == want[k].tokens) ++k;
+  ASSERT_LT(k, want.size()) << "a window of 8 gives the dense tokens: the test shows nothing";
+
+  // A server that never re-runs; the other requests ask for every sparse row again (a top-token
+  // probability below 1).
+  RecordingPlanner never(KvHeads(), 8);
+  EngineFixture opt_in({.planner = &never});
+  auto requests = Requests(lengths, vocab, 24);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (i != k) requests[i].sparse_redo_probability = 1.0;
+  }
+  const auto got = RunAll(opt_in, requests);
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].tokens, i == k ? sparse_out[i].tokens : want[i].tokens) << "request " << i;
+  }
+  EXPECT_GT(never.redone(), 0);
+  EXPECT_LT(never.redone(), never.sparse_rows());
+
+  // A server that re-runs every sparse row; request k opts out with 0.
+  RecordingPlanner always(KvHeads(), 8, 1.01);
+  EngineFixture opt_out({.planner = &always});
+  requests = Requests(lengths, vocab, 24);
+  requests[k].sparse_redo_probability = 0.0;
+  const auto got_out = RunAll(opt_out, requests);
+  for (size_t i = 0; i < got_out.size(); ++i) {
+    EXPECT_EQ(got_out[i].tokens, i == k ? sparse_out[i].tokens : want[i].tokens) << "request " << i;
+  }
+}
+
 TEST(StepPlannerLoopTest, CancelledRequestIsReleased) {
   RecordingPlanner planner(KvHeads(), 0);
   // Long enough that it is still running when the cancellation arrives.
@@ -250,6 +290,11 @@ TEST(StepPlannerLoopTest, SubmitValidatesAttentionFields) {
   request.sparse_budget = -1;
   EXPECT_EQ(no_planner.loop().Submit(request).status().code(), StatusCode::kInvalidArgument);
   request.sparse_budget = 0;
+  for (double redo : {-0.5, 1.5}) {
+    request.sparse_redo_probability = redo;
+    EXPECT_EQ(no_planner.loop().Submit(request).status().code(), StatusCode::kInvalidArgument);
+  }
+  request.sparse_redo_probability.reset();
   auto accepted = no_planner.loop().Submit(request);
   ASSERT_TRUE(accepted.ok());
   EXPECT_EQ(EngineFixture::Collect(**accepted).finish, FinishReason::kLength);

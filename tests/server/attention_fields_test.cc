@@ -22,6 +22,12 @@ TEST(AttentionFieldsTest, RequestFieldsReachTheOptions) {
   ASSERT_TRUE(sparse.ok()) << sparse.status().ToString();
   EXPECT_EQ(sparse->options.attention, AttentionMode::kSpecontext);
   EXPECT_EQ(sparse->options.sparse_budget, 1024);
+  EXPECT_FALSE(sparse->options.sparse_redo_probability.has_value());
+
+  auto redo = openai::ParseCompletionRequest(R"({"prompt": "x", "sparse_redo_probability": 0.9})");
+  ASSERT_TRUE(redo.ok()) << redo.status().ToString();
+  ASSERT_TRUE(redo->options.sparse_redo_probability.has_value());
+  EXPECT_NEAR(*redo->options.sparse_redo_probability, 0.9, 1e-6);
 
   auto dense = openai::ParseCompletionRequest(R"({"prompt": "x", "attention": "dense"})");
   ASSERT_TRUE(dense.ok());
@@ -37,6 +43,11 @@ TEST(AttentionFieldsTest, BadRequestFieldsAreInvalidAndNamed) {
       {R"({"prompt": "x", "sparse_budget": "big"})", "sparse_budget"},
       {R"({"prompt": "x", "sparse_budget": 1.5})", "sparse_budget"},
       {R"({"prompt": "x", "attention": "dense", "sparse_budget": 64})", "sparse_budget"},
+      {R"({"prompt": "x", "sparse_redo_probability": 1.5})", "sparse_redo_probability"},
+      {R"({"prompt": "x", "sparse_redo_probability": -0.1})", "sparse_redo_probability"},
+      {R"({"prompt": "x", "sparse_redo_probability": "high"})", "sparse_redo_probability"},
+      {R"({"prompt": "x", "attention": "dense", "sparse_redo_probability": 0.5})",
+       "sparse_redo_probability"},
   };
   for (const auto& [body, field] : cases) {
     auto request = openai::ParseCompletionRequest(body);
