@@ -201,7 +201,7 @@ Result<std::string> PromptSynthesizer::DocumentWindow(int64_t target, std::mt199
     const int64_t miss = target - tokens;
     if (miss == 0) return text;
     if (previous_miss != 0 && (previous_miss > 0) != (miss > 0)) {
-      offset = std::min(offset + 1, total - count - kDocumentMargin);
+      offset = std::min(offset + 1, total - count);
     } else {
       count = std::clamp<int64_t>(count + miss, 1, total - offset);
     }
