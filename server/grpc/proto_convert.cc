@@ -225,12 +225,7 @@ Status ToAttention(const v1::GenerateRequest& request, GenerationRequest* out) {
   if (dense) {
     return InvalidArgument("sparse_redo_probability only applies to attention_mode \"specontext\"");
   }
-  const double redo = request.sparse_redo_probability();
-  if (!(redo >= 0.0 && redo <= 1.0)) {
-    return InvalidArgument("sparse_redo_probability must be in [0, 1], got " +
-                           std::to_string(redo));
-  }
-  out->sparse_redo_probability = redo;
+  out->sparse_redo_probability = request.sparse_redo_probability();  // the engine checks its range
   return Status::Ok();
 }
 

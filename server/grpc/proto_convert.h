@@ -38,7 +38,7 @@ Result<SamplingParams> ToSamplingParams(const ServingModel& serving,
 // The request's attention mode, SpeContext budget and re-run threshold, as the HTTP API's
 // "attention", "sparse_budget" and "sparse_redo_probability": mode "dense", "specontext" or
 // empty (the server's); budget and threshold only with a mode that can be sparse. Whether the
-// server can serve "specontext" is the engine's check.
+// server can serve "specontext", and the threshold's range, are the engine's checks.
 Status ToAttention(const v1::GenerateRequest& request, GenerationRequest* out);
 
 }  // namespace specontext::server::grpc_api

@@ -79,7 +79,7 @@ Status ReadAttention(const json::object& body, GenerationOptions* out) {
   }
   SPC_RETURN_IF_ERROR(ReadInteger(body, "sparse_budget", 1, kIntMax, &out->sparse_budget));
   if (FindField(body, "sparse_redo_probability") == nullptr) return Status::Ok();
-  float redo = 0.0f;
+  double redo = 0.0;
   SPC_RETURN_IF_ERROR(ReadNumber(body, "sparse_redo_probability", {0.0, 1.0}, &redo));
   out->sparse_redo_probability = redo;
   return Status::Ok();

@@ -33,7 +33,8 @@ const json::value* FindField(const json::object& object, std::string_view key) {
   return value;
 }
 
-Status ReadNumber(const json::object& object, std::string_view key, NumberRange range, float* out) {
+Status ReadNumber(const json::object& object, std::string_view key, NumberRange range,
+                  double* out) {
   const json::value* value = FindField(object, key);
   if (value == nullptr) return Status::Ok();
   if (!value->is_number()) return FieldTypeError(key, "a number");
@@ -45,6 +46,13 @@ Status ReadNumber(const json::object& object, std::string_view key, NumberRange 
                                FormatNumber(range.lo) + " and at most " + FormatNumber(range.hi) +
                                ", got " + json::serialize(*value));
   }
+  *out = number;
+  return Status::Ok();
+}
+
+Status ReadNumber(const json::object& object, std::string_view key, NumberRange range, float* out) {
+  double number = *out;  // an absent field leaves it as it was
+  SPC_RETURN_IF_ERROR(ReadNumber(object, key, range, &number));
   *out = static_cast<float>(number);
   return Status::Ok();
 }

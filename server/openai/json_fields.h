@@ -27,6 +27,8 @@ struct NumberRange {
 };
 
 Status ReadNumber(const boost::json::object& object, std::string_view key, NumberRange range,
+                  double* out);
+Status ReadNumber(const boost::json::object& object, std::string_view key, NumberRange range,
                   float* out);
 Status ReadInteger(const boost::json::object& object, std::string_view key, int64_t lo, int64_t hi,
                    int64_t* out);
