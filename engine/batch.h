@@ -8,6 +8,16 @@
 
 namespace specontext {
 
+// GPU blocks lent to one offloaded layer of a sequence for elastic loading's slots (the KV store
+// lends them, so the memory manager counts them): blocks of KvLayout::BlockBytes each, the
+// slots [i * block_tokens, (i + 1) * block_tokens) in blocks[i].
+struct SlotBlocks {
+  // Names these blocks: a new lease means new blocks (or the same ones lent again after the
+  // layer came back to the GPU), whose contents are unknown. 0: nothing lent.
+  uint64_t lease = 0;
+  std::vector<std::byte*> blocks;
+};
+
 // One sequence's slice of a forward step: a prefill chunk or a single decode token.
 struct SequenceStep {
   std::vector<int32_t> tokens;  // tokens to run now
@@ -25,6 +35,9 @@ struct SequenceStep {
   // SpeContext row through GPU slot copies of the selected positions (elastic loading), which
   // the host reads from those blocks: they must be host memory, pinned and mapped.
   std::vector<uint8_t> host_layers;
+  // Per layer (or empty), the slot blocks lent to a SpeContext decode row's offloaded layers; a
+  // layer with none lent gets slots from the backend itself (CudaRunnerOptions).
+  std::vector<SlotBlocks> slot_blocks;
   // Names the sequence across steps so a backend may keep per-sequence state (those slot
   // copies); 0 when the caller keeps no identity. ModelRunner::ReleaseSequence drops it.
   uint64_t seq_id = 0;

@@ -30,6 +30,10 @@ struct LayerTable {
   Tier tier = Tier::kGpu;
   std::vector<int32_t> blocks;  // blocks[i] holds positions [i*block_tokens, (i+1)*block_tokens)
   std::optional<PendingMove> pending;
+  // GPU blocks lent for elastic loading's slots while the layer lives off the GPU
+  // (KvStore::LendSlots), and the lease naming them.
+  std::vector<int32_t> slots;
+  uint64_t slot_lease = 0;
 };
 
 // A host copy of an NVMe block, made so a step can read and write it; written back when the

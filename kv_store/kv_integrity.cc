@@ -33,7 +33,7 @@ Status KvStore::CheckIntegrity() const {
     return Status::Ok();
   };
 
-  int64_t pending = 0;
+  int64_t pending = 0, lent = 0;
   for (const auto& [seq, table] : sequences_) {
     const std::string name = "sequence " + std::to_string(seq);
     const size_t want = static_cast<size_t>(layout_.BlocksFor(table.length));
@@ -48,6 +48,13 @@ Status KvStore::CheckIntegrity() const {
                         std::to_string(table.length) + " positions");
       }
       for (int32_t id : layer.blocks) SPC_RETURN_IF_ERROR(count(layer.tier, id, &table_refs, who));
+      if (!layer.slots.empty() && layer.tier == Tier::kGpu) {
+        return Internal(who + " is on the GPU but holds elastic slots");
+      }
+      for (int32_t id : layer.slots) {
+        SPC_RETURN_IF_ERROR(count(Tier::kGpu, id, &table_refs, who + " (slots)"));
+      }
+      lent += static_cast<int64_t>(layer.slots.size());
       if (layer.pending) {
         ++pending;
         if (layer.pending->blocks.size() != want) {
@@ -62,6 +69,10 @@ Status KvStore::CheckIntegrity() const {
     for (const StagedBlock& s : table.staged) {
       SPC_RETURN_IF_ERROR(count(Tier::kHost, s.host_id, nullptr, name + " (staged)"));
     }
+  }
+  if (lent != lent_slot_blocks_) {
+    return Internal(std::to_string(lent_slot_blocks_) + " slot blocks counted but " +
+                    std::to_string(lent) + " lent");
   }
   if (pending != pending_moves_) {
     return Internal(std::to_string(pending_moves_) + " moves counted but " +

@@ -179,7 +179,10 @@ Status KvStore::FreeSequence(SequenceId seq) {
   if (!moves.ok())
     spdlog::warn("kv_store: freeing {} after a failed move: {}", seq, moves.ToString());
   for (const StagedBlock& s : table->staged) pool(Tier::kHost)->Release(s.host_id);
-  for (LayerTable& layer : table->layers) ReleaseBlocks(layer.tier, layer.blocks);
+  for (LayerTable& layer : table->layers) {
+    ReleaseBlocks(layer.tier, layer.blocks);
+    ReturnSlots(layer);
+  }
   sequences_.erase(seq);
   return Status::Ok();
 }
@@ -229,6 +232,9 @@ Result<CopyTicket> KvStore::MoveLayer(SequenceId seq, int layer_index, Tier to) 
   if (layer.pending) return FailedPrecondition(what + ": a move of that layer is in flight");
   if (!HasTier(to)) return InvalidArgument(what + ": no such tier");
   if (!Adjacent(layer.tier, to)) return InvalidArgument(what + ": tiers move one hop at a time");
+  // A layer coming back to the GPU is attended in place there: its slots go back first, so the
+  // move can use the room they held.
+  if (to == Tier::kGpu) ReturnSlots(layer);
   PendingMove move;
   move.to = to;
   std::vector<BlockCopy> copies;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/batch.h"
 #include "kv_store/block_pool.h"
 #include "kv_store/block_table.h"
 #include "kv_store/copy_engine.h"
@@ -93,6 +94,17 @@ class KvStore {
                                                          int64_t count);
   Status EndStep(SequenceId seq);
 
+  // Elastic loading's slots for an offloaded layer: `blocks` blocks of the GPU tier that the
+  // layer holds while it stays off the GPU, freed when it moves back or the sequence leaves.
+  // While the count is unchanged the same blocks come back under the same lease; a new count
+  // frees the old ones and makes a new lease. kResourceExhausted when the GPU tier cannot give
+  // them (the layer then holds none); kFailedPrecondition for a layer on the GPU.
+  Status LendSlots(SequenceId seq, int layer, int32_t blocks, SlotBlocks* out);
+  // Blocks lent as slots: to one layer of a sequence (0 when none, or no such layer), and over
+  // every sequence.
+  int32_t LayerSlotBlocks(SequenceId seq, int layer) const;
+  int64_t LentSlotBlocks() const;
+
   // Pools consistent; every table entry is an allocated block of the tier it claims; every
   // block's reference count equals its references from tables, moves, staging and the cache;
   // a block in two tables is a prefix-cache block. Cheap enough to call after every operation.
@@ -110,6 +122,7 @@ class KvStore {
   void ReleaseBlocks(Tier tier, std::span<const int32_t> ids);
   void SetBlockTokens(Tier tier, const std::vector<int32_t>& blocks, int64_t length);
   Status FinishMove(SequenceTable& table, LayerTable& layer);
+  void ReturnSlots(LayerTable& layer);
   Status WaitMoves(SequenceTable& table);
 
   KvLayout layout_;
@@ -119,6 +132,8 @@ class KvStore {
   std::unordered_map<SequenceId, SequenceTable> sequences_;
   int64_t pending_moves_ = 0;
   uint64_t last_version_ = 0;  // SequenceTable::version
+  uint64_t last_lease_ = 0;    // LayerTable::slot_lease
+  int64_t lent_slot_blocks_ = 0;
   // Declared last so it is destroyed first: in-flight copies finish while pools still exist.
   std::unique_ptr<CopyEngine> copier_;
 };

@@ -53,11 +53,11 @@ double MemoryManager::HeadTerm() const {
   return (sparse() ? 1.0 : 0.0) + config_.repeat_kv_buffers;
 }
 
-double MemoryManager::GpuBytes(int64_t length, int gpu_layers) const {
+double MemoryManager::GpuBytes(int64_t length, int gpu_layers, std::optional<int64_t> slots) const {
   const double s = static_cast<double>(length);
   const int offloaded = config_.num_layers - gpu_layers;
-  return UnitBytes() *
-         ((gpu_layers + HeadTerm()) * s + offloaded * static_cast<double>(Budget(length)));
+  return UnitBytes() * ((gpu_layers + HeadTerm()) * s +
+                        offloaded * static_cast<double>(slots.value_or(Budget(length))));
 }
 
 int MemoryManager::MaxGpuLayers(int64_t length, int batch) const {
@@ -114,7 +114,7 @@ AdmissionDecision MemoryManager::Admit(const std::vector<RequestLoad>& running,
   // The floor of every request: all layers offloaded.
   double offloaded = 0;
   auto add = [&](const RequestLoad& r) {
-    d.gpu_bytes_needed += GpuBytes(r.max_length, 0);
+    d.gpu_bytes_needed += GpuBytes(r.max_length, 0, r.max_slots);
     offloaded += UnitBytes() * config_.num_layers * r.max_length;
   };
   for (const RequestLoad& r : running) add(r);
@@ -145,21 +145,21 @@ PlacementPlan MemoryManager::Place(const std::vector<RequestLoad>& requests) con
   const int L = config_.num_layers;
   plan.gpu_layers.assign(requests.size(), 0);
   double left = KvBudgetBytes();
-  for (const RequestLoad& r : requests) left -= GpuBytes(r.length, 0);
+  for (const RequestLoad& r : requests) left -= GpuBytes(r.length, 0, r.slots);
   if (left < 0) {
     plan.reason =
         fmt::format("over budget by {} even with every layer offloaded: preempt", Gb(-left));
     return plan;
   }
   plan.feasible = true;
-  // One layer at a time to the request whose next GPU layer is cheapest (it costs
-  // S - min(S, B) positions; dense, B = 0: S); ties go to the request with fewest GPU
-  // layers, so equal requests end up within one layer of each other, as in the paper's
-  // uniform split.
+  // One layer at a time to the request whose next GPU layer is cheapest (it costs S less
+  // what the layer keeps offloaded, min(S, B) or its slots; dense, B = 0: S); ties go to the
+  // request with fewest GPU layers, so equal requests end up within one layer of each other,
+  // as in the paper's uniform split.
   std::vector<double> marginal(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
     const int64_t s = requests[i].length;
-    marginal[i] = UnitBytes() * static_cast<double>(s - Budget(s));
+    marginal[i] = UnitBytes() * static_cast<double>(s - requests[i].slots.value_or(Budget(s)));
   }
   for (;;) {
     std::optional<size_t> best;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,11 @@ struct RequestLoad {
   int64_t max_length = 0;  // prompt + max new tokens: the most it can grow to
   int gpu_layers = 0;      // layers [0, gpu_layers) on the GPU now, the rest offloaded
   bool running = true;
+  // Positions each offloaded layer keeps on the GPU (elastic slots) at `length` and at
+  // `max_length`, when the caller knows them (the serving path's per-request budgets); unset:
+  // min(S, B) of the config.
+  std::optional<int64_t> slots;
+  std::optional<int64_t> max_slots;
 };
 
 struct AdmissionDecision {
@@ -99,8 +105,9 @@ class MemoryManager {
   // 2 (K and V) x bytes per element x H x D: one position of one layer.
   double UnitBytes() const;
   // GPU bytes of one request of `length` positions with `gpu_layers` layers on the GPU:
-  // unit x [(gpu_layers + 1 + alpha) S + (L - gpu_layers) min(S, B)].
-  double GpuBytes(int64_t length, int gpu_layers) const;
+  // unit x [(gpu_layers + 1 + alpha) S + (L - gpu_layers) min(S, B)], or `slots` in place of
+  // min(S, B) when given.
+  double GpuBytes(int64_t length, int gpu_layers, std::optional<int64_t> slots = {}) const;
 
   // Most GPU layers for R equal requests of `length`; -1 when not even zero fit (sparse only:
   // dense requests can always run with every layer offloaded).

@@ -81,6 +81,10 @@ Result<std::shared_ptr<RequestStream>> EngineLoop::Submit(GenerationRequest requ
   seq->seed = sampling.seed.value_or(DrawSeed());
   seq->tokens = seq->request.prompt_tokens;
   seq->prompt_len = prompt_len;
+  if (options_.planner != nullptr) {
+    seq->sparse_budget =
+        options_.planner->SparseBudget(seq->request.attention, seq->request.sparse_budget);
+  }
   seq->stream = std::make_shared<RequestStream>();
   seq->arrival = SteadyClock::now();
   auto stream = seq->stream;

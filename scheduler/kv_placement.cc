@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "engine/specontext/slot_map.h"
+
 namespace specontext {
 
 std::string_view MemoryDecisionName(MemoryDecision decision) {
@@ -49,7 +51,30 @@ int64_t KvPlacement::Rounded(int64_t length) const {
 }
 
 RequestLoad KvPlacement::Load(uint64_t seq, const Placed& p, int64_t length) const {
-  return RequestLoad{seq, Rounded(length), Rounded(p.max_length), p.gpu_layers, true};
+  RequestLoad load{seq, Rounded(length), Rounded(p.max_length), p.gpu_layers, true};
+  load.slots = Slots(p.sparse_budget, length);
+  load.max_slots = Slots(p.sparse_budget, p.max_length);
+  return load;
+}
+
+int64_t KvPlacement::Slots(int64_t sparse_budget, int64_t length) const {
+  // Up to B positions a row attends densely, in place; past it the lists hold B (the token's
+  // own position among them, read from its host block).
+  if (sparse_budget <= 0 || length <= sparse_budget) return 0;
+  const int64_t slots =
+      SlotCapacity(static_cast<int>(sparse_budget - 1), store_->layout().block_tokens);
+  // A GPU tier that cannot hold one sequence's slots (or none at all) lends none: its rows
+  // read their offloaded layers in place, as dense rows do.
+  const double bytes =
+      manager_.UnitBytes() * static_cast<double>(slots) * store_->layout().num_layers;
+  return bytes <= manager_.config().gpu_bytes ? slots : 0;
+}
+
+int32_t KvPlacement::SlotBlocks(uint64_t seq) const {
+  auto it = placed_.find(seq);
+  if (it == placed_.end()) return 0;
+  return static_cast<int32_t>(Slots(it->second.sparse_budget, it->second.length) /
+                              store_->layout().block_tokens);
 }
 
 int64_t KvPlacement::LayersOn(uint64_t seq, Tier tier) const {
@@ -83,7 +108,7 @@ int64_t KvPlacement::CapacityTokens() const {
 }
 
 Result<int> KvPlacement::Admit(uint64_t seq, std::span<const int32_t> tokens, int64_t max_length,
-                               std::string_view request_id) {
+                               int64_t sparse_budget, std::string_view request_id) {
   const int64_t length = static_cast<int64_t>(tokens.size());
   const int layers = store_->layout().num_layers;
   if (const int64_t capacity = CapacityTokens(); length + 1 > capacity) {
@@ -97,8 +122,11 @@ Result<int> KvPlacement::Admit(uint64_t seq, std::span<const int32_t> tokens, in
   }
   std::vector<RequestLoad> loads;
   for (const auto& [key, p] : placed_) loads.push_back(Load(key, p, p.length));
-  const RequestLoad candidate{seq, Rounded(length), Rounded(std::max(max_length, length + 1)),
-                              layers, true};
+  Placed placed{.request_id = std::string(request_id),
+                .max_length = std::max(max_length, length + 1),
+                .sparse_budget = sparse_budget,
+                .gpu_layers = layers};
+  const RequestLoad candidate = Load(seq, placed, length);
   const AdmissionDecision decision = manager_.Admit(loads, candidate);
   if (!decision.admit && !placed_.empty()) {
     if (deferred_.insert(seq).second) {
@@ -115,12 +143,10 @@ Result<int> KvPlacement::Admit(uint64_t seq, std::span<const int32_t> tokens, in
   std::fill_n(tiers.begin(), gpu_layers, Tier::kGpu);
   SPC_ASSIGN_OR_RETURN(const int64_t cached, store_->AddSequence(seq, tiers, tokens));
   deferred_.erase(seq);
-  Placed& placed = placed_[seq];
-  placed.request_id = std::string(request_id);
-  placed.max_length = std::max(max_length, length + 1);
   placed.length = cached;
   placed.gpu_layers = gpu_layers;
   placed.last_step = step_;
+  placed_[seq] = std::move(placed);
   Decide(MemoryDecision::kAdmit, 1);
   spdlog::info("memory: admit request {} with {} of {} layers on the GPU tier: {}", request_id,
                gpu_layers, layers,
@@ -292,11 +318,13 @@ void KvPlacement::Promote() {
     if (m.to != Tier::kGpu || stopped.contains(m.key)) continue;
     const int64_t blocks = Blocks(placed_.at(m.key).length);
     auto tier = store_->LayerTier(m.key, m.layer);
-    if (!tier.ok() || *tier != Tier::kHost || blocks > gpu_free) {
+    // The layer's slots go back to the pool before its blocks are taken (KvStore::MoveLayer).
+    const int64_t slots = store_->LayerSlotBlocks(m.key, m.layer);
+    if (!tier.ok() || *tier != Tier::kHost || blocks > gpu_free + slots) {
       stopped.insert(m.key);
       continue;
     }
-    gpu_free -= blocks;
+    gpu_free += slots - blocks;
     up.push_back(Move{m.key, m.layer, Tier::kGpu, blocks, m.reason});
   }
   if (Status st = Execute(up, MemoryDecision::kPromote); !st.ok()) {
@@ -326,6 +354,8 @@ void KvPlacement::Promote() {
 KvTierSnapshot KvPlacement::Snapshot() const {
   KvTierSnapshot snapshot;
   for (Tier tier : kAllTiers) snapshot.usage[static_cast<int>(tier)] = store_->Usage(tier);
+  snapshot.slot_bytes =
+      store_->LentSlotBlocks() * static_cast<int64_t>(store_->layout().BlockBytes());
   for (const auto& [key, p] : placed_) {
     snapshot.layers_offloaded += store_->layout().num_layers - p.gpu_layers;
   }

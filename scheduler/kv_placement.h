@@ -31,6 +31,7 @@ std::string_view MemoryDecisionName(MemoryDecision decision);
 struct KvTierSnapshot {
   std::array<PoolUsage, kNumTiers> usage;
   int64_t layers_offloaded = 0;  // (sequence, layer) tables off the GPU tier
+  int64_t slot_bytes = 0;        // GPU-tier bytes lent as elastic slots (in usage's GPU bytes)
 };
 
 // Receives decisions and tier usage on the engine thread: must be quick and never block.
@@ -53,10 +54,12 @@ class KvPlacement {
   static Result<std::unique_ptr<KvPlacement>> Create(KvStore* store, KvPlacementOptions options);
 
   // Registers `seq` with the layers the placement gives it now and returns the positions a
-  // cached prefix covers. kResourceExhausted: wait, the admitted sequences need the room at
+  // cached prefix covers. A sequence with a sparse budget B (0: dense) keeps GPU slots for
+  // each offloaded layer once it is longer than B (StoreSequenceKv lends them), and the model
+  // counts them. kResourceExhausted: wait, the admitted sequences need the room at
   // their maximum lengths. kOutOfRange: the tokens alone exceed every tier; never admissible.
   Result<int> Admit(uint64_t seq, std::span<const int32_t> tokens, int64_t max_length,
-                    std::string_view request_id);
+                    int64_t sparse_budget, std::string_view request_id);
   // Grows `seq` to `total_tokens` for the coming step, demoting and spilling layers as needed;
   // kResourceExhausted when it cannot (nothing is extended then).
   Status Reserve(uint64_t seq, int64_t total_tokens);
@@ -64,6 +67,9 @@ class KvPlacement {
   Status EndStep(uint64_t seq);
   // Frees `seq` and promotes layers of the others into the room it leaves.
   void Release(uint64_t seq);
+  // Blocks each offloaded layer of `seq` may borrow from the GPU tier as elastic slots at its
+  // reserved length: those the model counted for it (0: none).
+  int32_t SlotBlocks(uint64_t seq) const;
   // The longest sequence the tiers can hold alone: the NVMe tier does not count, because a
   // running sequence's NVMe layers are staged through host memory at every step.
   int64_t CapacityTokens() const;
@@ -77,6 +83,7 @@ class KvPlacement {
   struct Placed {
     std::string request_id;
     int64_t max_length = 0;
+    int64_t sparse_budget = 0;
     int64_t length = 0;      // positions reserved in the store
     int gpu_layers = 0;      // layers [0, gpu_layers) live on the GPU tier
     bool in_step = false;    // reserved for the step being formed; never spilled then
@@ -98,6 +105,8 @@ class KvPlacement {
   // Whole blocks: the model's bytes then equal the pools' blocks exactly.
   int64_t Rounded(int64_t length) const;
   RequestLoad Load(uint64_t seq, const Placed& p, int64_t length) const;
+  // Positions each offloaded layer of a sequence keeps on the GPU as slots at `length`.
+  int64_t Slots(int64_t sparse_budget, int64_t length) const;
   int64_t LayersOn(uint64_t seq, Tier tier) const;
   // Host blocks the step being formed stages its NVMe layers into.
   int64_t StagingBlocks() const;

@@ -133,7 +133,7 @@ std::vector<ScheduledWork> Scheduler::Schedule() {
     // Admission adopts any cached prefix; a resumed sequence may find its own blocks there.
     Result<int> cached =
         kv_->Admit(seq->seq_id, seq->tokens, seq->prompt_len + seq->request.sampling.max_tokens,
-                   seq->request.id);
+                   seq->sparse_budget, seq->request.id);
     if (!cached.ok() && cached.status().code() == StatusCode::kOutOfRange) {
       rejected_.push_back(std::move(waiting_.front()));
       waiting_.pop_front();

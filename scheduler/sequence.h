@@ -19,6 +19,9 @@ struct Sequence {
   std::shared_ptr<RequestStream> stream;
   std::vector<int32_t> tokens;  // prompt followed by generated tokens
   int prompt_len = 0;
+  // B of its sparse decode rows, 0 when it attends densely (StepPlanner::SparseBudget): the
+  // KV placement keeps GPU slots for its offloaded layers by it.
+  int64_t sparse_budget = 0;
   int num_cached = 0;     // leading positions whose KV is written
   int cached_tokens = 0;  // prompt positions served by the prefix cache at first admission
   uint64_t seed = 0;      // request seed, or one drawn at arrival

@@ -19,12 +19,13 @@ using BlockTablePerLayer = std::vector<std::vector<std::byte*>>;
 class SequenceKv {
  public:
   virtual ~SequenceKv() = default;
-  // Registers `seq` (its tokens so far; it may grow to `max_length` positions); returns how
-  // many leading positions a cached prefix already covers (always fewer than the tokens).
+  // Registers `seq` (its tokens so far; it may grow to `max_length` positions; its sparse rows
+  // attend to `sparse_budget` positions per KV head, 0: dense); returns how many leading
+  // positions a cached prefix already covers (always fewer than the tokens).
   // kResourceExhausted: not now, retry when running sequences free room; kOutOfRange: the
   // tokens alone exceed every tier, so the request fails.
   virtual Result<int> Admit(uint64_t seq, std::span<const int32_t> tokens, int max_length,
-                            std::string_view request_id) = 0;
+                            int64_t sparse_budget, std::string_view request_id) = 0;
   // Grows `seq` to hold `total_tokens` positions, all or nothing: kResourceExhausted when the
   // tiers are full.
   virtual Status Reserve(uint64_t seq, int total_tokens) = 0;
@@ -33,7 +34,8 @@ class SequenceKv {
   virtual void Release(uint64_t seq) = 0;
   // Fills step->block_table (block_table[layer][i]: the i-th block of `seq` for that layer,
   // compute-visible) for a step that writes positions [start, start + count), with
-  // step->table_version and step->host_layers. EndStep after the forward pass, with the same
+  // step->table_version and step->host_layers, and for a sparse decode row (sparse_positions
+  // set) with offloaded layers, step->slot_blocks. EndStep after the forward pass, with the same
   // step: it takes the tables back for the next step.
   virtual Status BeginStep(uint64_t seq, int start, int count, SequenceStep* step) = 0;
   virtual Status EndStep(uint64_t seq, SequenceStep* step) = 0;

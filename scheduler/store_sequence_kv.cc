@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
+#include "engine/specontext/slot_map.h"
+
 namespace specontext {
 
 Result<std::unique_ptr<StoreSequenceKv>> StoreSequenceKv::Create(KvStore* store,
@@ -11,8 +15,8 @@ Result<std::unique_ptr<StoreSequenceKv>> StoreSequenceKv::Create(KvStore* store,
 }
 
 Result<int> StoreSequenceKv::Admit(uint64_t seq, std::span<const int32_t> tokens, int max_length,
-                                   std::string_view request_id) {
-  return placement_->Admit(seq, tokens, max_length, request_id);
+                                   int64_t sparse_budget, std::string_view request_id) {
+  return placement_->Admit(seq, tokens, max_length, sparse_budget, request_id);
 }
 
 Status StoreSequenceKv::Reserve(uint64_t seq, int total_tokens) {
@@ -44,7 +48,33 @@ Status StoreSequenceKv::BeginStep(uint64_t seq, int start, int count, SequenceSt
     SPC_ASSIGN_OR_RETURN(const Tier tier, store_->LayerTier(seq, layer));
     step->host_layers[layer] = tier != Tier::kGpu;
   }
+  LendSlots(seq, step);
   return Status::Ok();
+}
+
+void StoreSequenceKv::LendSlots(uint64_t seq, SequenceStep* step) {
+  step->slot_blocks.clear();
+  const bool offloaded =
+      std::find(step->host_layers.begin(), step->host_layers.end(), 1) != step->host_layers.end();
+  if (step->tokens.size() != 1 || step->sparse_positions.empty() || !offloaded) return;
+  // Only what the placement counted, so the blocks it planned for other sequences stay free.
+  const int32_t blocks = placement_->SlotBlocks(seq);
+  const int block_tokens = store_->layout().block_tokens;
+  if (blocks == 0 ||
+      SlotCapacityForLists(step->sparse_positions, block_tokens) > blocks * block_tokens) {
+    return;
+  }
+  step->slot_blocks.resize(step->host_layers.size());
+  for (size_t layer = 0; layer < step->host_layers.size(); ++layer) {
+    if (step->host_layers[layer] == 0) continue;
+    // The placement counted these blocks; should the pool still be short, the backend finds
+    // slots of its own for the layer (or attends it in place).
+    if (Status st =
+            store_->LendSlots(seq, static_cast<int>(layer), blocks, &step->slot_blocks[layer]);
+        !st.ok()) {
+      spdlog::debug("no slots lent to sequence {}: {}", seq, st.ToString());
+    }
+  }
 }
 
 Status StoreSequenceKv::EndStep(uint64_t seq, SequenceStep* step) {

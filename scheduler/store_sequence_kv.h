@@ -17,7 +17,7 @@ class StoreSequenceKv : public SequenceKv {
                                                          KvPlacementOptions options = {});
 
   Result<int> Admit(uint64_t seq, std::span<const int32_t> tokens, int max_length,
-                    std::string_view request_id) override;
+                    int64_t sparse_budget, std::string_view request_id) override;
   Status Reserve(uint64_t seq, int total_tokens) override;
   void CachePrefix(uint64_t seq, std::span<const int32_t> computed_tokens) override;
   void Release(uint64_t seq) override;
@@ -28,6 +28,9 @@ class StoreSequenceKv : public SequenceKv {
   const KvPlacement& placement() const { return *placement_; }
 
  private:
+  // Lends the offloaded layers of a sparse decode row the slots its lists need.
+  void LendSlots(uint64_t seq, SequenceStep* step);
+
   StoreSequenceKv(KvStore* store, std::unique_ptr<KvPlacement> placement)
       : store_(store), placement_(std::move(placement)) {}
 

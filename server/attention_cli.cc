@@ -21,6 +21,9 @@ void AddEngineOptions(CLI::App* cmd, std::string* backend, ServingModelOptions* 
   cmd->add_option("--kv-host-gib", model->kv_host_gib, "Host KV tier in GiB")
       ->check(CLI::Range(0.0, 1e6))
       ->capture_default_str();
+  cmd->add_option("--elastic-slot-gib", model->elastic_slot_gib,
+                  "GPU memory for elastic slots the KV store does not lend (0: no cap)")
+      ->check(CLI::Range(0.0, 1e6));
   cmd->add_option("--prefix-caching", model->prefix_caching,
                   "Reuse the KV of prompt prefixes already computed (true or false)")
       ->capture_default_str();

@@ -29,6 +29,7 @@ void EngineMetricsObserver::OnKvTiers(const KvTierSnapshot& snapshot) {
     metrics_->SetKvTier(TierName(tier), static_cast<int64_t>(usage.used_bytes), usage.tokens);
   }
   metrics_->SetLayersOffloaded(static_cast<int>(snapshot.layers_offloaded));
+  metrics_->SetKvSlotBytes(snapshot.slot_bytes);
   // vLLM's gauge is about the fastest tier: the GPU, or host memory without one.
   const PoolUsage& gpu = snapshot.usage[static_cast<int>(Tier::kGpu)];
   const PoolUsage& primary =

@@ -104,6 +104,8 @@ ServingMetrics::ServingMetrics(std::string model_name)
     decode_rows_[i] = &decode_rows.Add({{"model_name", model_name_}, {"attention", kinds[i]}});
   }
   layers_offloaded_ = gauge("specontext_layers_offloaded", "Layers whose KV is offloaded.");
+  kv_slot_bytes_ = gauge("specontext_kv_slot_bytes",
+                         "GPU KV tier bytes lent to offloaded layers as SpeContext elastic slots.");
   decisions_family_ = &prom::BuildCounter()
                            .Name("specontext_memory_decisions_total")
                            .Help("KV memory manager decisions by kind.")

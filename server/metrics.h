@@ -64,6 +64,7 @@ class ServingMetrics {
   void AddDecodeRows(int64_t sparse, int64_t short_rows, int64_t dense_fallback,
                      int64_t dense_redo);
   void SetLayersOffloaded(int layers) { layers_offloaded_->Set(layers); }
+  void SetKvSlotBytes(int64_t bytes) { kv_slot_bytes_->Set(static_cast<double>(bytes)); }
   // The memory manager's decisions by kind ("admit", "defer", "reject", "demote", "promote",
   // "spill"); a count of zero makes the series visible before the first decision.
   void AddMemoryDecisions(std::string_view decision, int64_t count);
@@ -100,6 +101,7 @@ class ServingMetrics {
   prometheus::Histogram* retrieval_;
   std::array<prometheus::Counter*, 4> decode_rows_;  // sparse, short, dense_fallback, dense_redo
   prometheus::Gauge* layers_offloaded_;
+  prometheus::Gauge* kv_slot_bytes_;
   prometheus::Family<prometheus::Counter>* decisions_family_;
 };
 

@@ -198,11 +198,12 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, ServeConfig* c) { return SetGib(v, &c->kv_gpu_gib, true); }},
       {"kv_gpu_fraction",
        "Share of the GPU memory free once the model is loaded that the KV cache's GPU tier takes "
-       "when kv_gpu_gib is 0 (the rest stays for activations and SpeContext's slots)",
+       "when kv_gpu_gib is 0 (the rest stays for activations and the retrieval head's cache)",
        [](const std::string& v, ServeConfig* c) { return SetFraction(v, &c->kv_gpu_fraction); }},
       {"elastic_slot_gib",
-       "GPU memory SpeContext's elastic slots may hold, in GiB (0: as much as the device "
-       "gives); a request whose slots do not fit attends its offloaded layers in place",
+       "GPU memory for SpeContext's elastic slots that the GPU KV tier cannot lend, in GiB (0: "
+       "as much as the device gives); a request whose slots fit neither attends its offloaded "
+       "layers in place",
        [](const std::string& v, ServeConfig* c) { return SetGib(v, &c->elastic_slot_gib, true); }},
       {"kv_nvme_gib", "NVMe space for offloaded KV, in GiB (0: no NVMe tier)",
        [](const std::string& v, ServeConfig* c) { return SetGib(v, &c->kv_nvme_gib, true); }},

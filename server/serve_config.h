@@ -36,7 +36,7 @@ struct ServeConfig {
   double kv_gpu_gib = 0.0;        // the GPU KV tier; emulated in host memory on the CPU backend
   double kv_gpu_fraction = 0.85;  // with kv_gpu_gib 0 on a GPU: the tier's share of free memory
   double kv_nvme_gib = 0.0;       // the NVMe KV tier, in kv_nvme_path
-  // GPU memory SpeContext's elastic slots may hold (0: as much as the device gives).
+  // GPU memory for elastic slots the GPU KV tier does not lend (0: as much as the device gives).
   double elastic_slot_gib = 0.0;
   std::string kv_nvme_path;
   bool prefix_caching = true;        // reuse KV of prompt prefixes already computed

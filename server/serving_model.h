@@ -34,7 +34,8 @@ inline constexpr std::string_view kRandomDraft = "random";
 // The GPU KV tier in GiB: kv_gpu_gib when given; else, on a GPU, kv_gpu_fraction of the device
 // memory still free (`free_bytes`, read once the weights, the runner's workspaces and the
 // retrieval head are allocated), as vLLM's --gpu-memory-utilization leaves the rest to
-// activations and SpeContext's elastic slots; else 0 (no GPU tier: the CPU backend).
+// activations (SpeContext's elastic slots are lent from the tier); else 0 (no GPU tier: the
+// CPU backend).
 double KvGpuTierGib(const ServingModelOptions& options, bool uses_gpu, size_t free_bytes);
 
 struct ServingModelOptions {
@@ -48,7 +49,8 @@ struct ServingModelOptions {
                                   // memory on the CPU backend
   double kv_nvme_gib = 0.0;
   std::string kv_nvme_path;
-  double elastic_slot_gib = 0.0;  // CudaRunnerOptions::elastic_slot_bytes, in GiB (0: no cap)
+  // CudaRunnerOptions::elastic_slot_bytes, in GiB (0: no cap): slots the GPU tier does not lend.
+  double elastic_slot_gib = 0.0;
   bool prefix_caching = true;
   int block_tokens = 16;
   SchedulerOptions scheduler;

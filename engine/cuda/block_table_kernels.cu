@@ -26,7 +26,7 @@ __global__ void AssembleKernel(AssembleTablesArgs a) {
     if (i < src.used) {
       entry = from[i];
     } else if (a.slot_block > 0 && i >= a.slot_block && i - a.slot_block < slots.count) {
-      entry = slots.first + static_cast<size_t>(i - a.slot_block) * a.block_bytes;
+      entry = slots.blocks[i - a.slot_block];
     }
     out[i] = entry;
   }

@@ -28,10 +28,11 @@ struct RowTable {
   int32_t used = 0;
 };
 
-// Elastic loading's slot blocks of one (layer, row): `count` blocks of block_bytes each from
-// `first`, placed at entries [slot_block, slot_block + count) of the packed row.
+// Elastic loading's slot blocks of one (layer, row): `count` blocks named by the device array
+// `blocks` (lent by the KV store's GPU pool, so not adjacent), placed at entries
+// [slot_block, slot_block + count) of the packed row.
 struct SlotRange {
-  std::byte* first = nullptr;
+  void* const* blocks = nullptr;
   int32_t count = 0;
 };
 
@@ -40,8 +41,7 @@ Status ApplyTableRuns(const TableRun* runs, int num_runs, void* const* values, c
 struct AssembleTablesArgs {
   const RowTable* rows = nullptr;    // [num_rows]
   const SlotRange* slots = nullptr;  // [layers][num_rows], or null: no slot blocks
-  size_t block_bytes = 0;
-  void** out = nullptr;  // [layers][num_rows][stride]
+  void** out = nullptr;              // [layers][num_rows][stride]
   int layers = 0;
   int num_rows = 0;
   int stride = 0;

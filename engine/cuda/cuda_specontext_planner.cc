@@ -155,6 +155,10 @@ bool CudaSpecontextPlanner::RedoDense(double probability, double threshold) {
   return RedoDenseRow(probability, threshold, &counters_);
 }
 
+int64_t CudaSpecontextPlanner::SparseBudget(AttentionMode mode, int64_t budget) const {
+  return SparseBudgetOf(mode, budget, options_);
+}
+
 void CudaSpecontextPlanner::Release(uint64_t seq_id) {
   cache_.Release(seq_id);
   fused_.erase(seq_id);

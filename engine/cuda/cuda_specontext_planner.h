@@ -51,6 +51,7 @@ class CudaSpecontextPlanner final : public StepPlanner {
   SpecontextCounters counters() const override { return counters_; }
   bool RedoDense(double probability, double threshold) override;
   double redo_probability() const override { return options_.redo_probability; }
+  int64_t SparseBudget(AttentionMode mode, int64_t budget) const override;
   int64_t CachedPositions(uint64_t seq_id) const { return cache_.Length(seq_id); }
 
  private:

@@ -164,7 +164,6 @@ Status DeviceBlockTables::Assemble(void** out, int stride, int slot_block, cudaS
       {.rows = reinterpret_cast<const RowTable*>(device_meta + m.rows),
        .slots =
            slot_block > 0 ? reinterpret_cast<const SlotRange*>(device_meta + m.slots) : nullptr,
-       .block_bytes = layout_.BlockBytes(),
        .out = out,
        .layers = layout_.num_layers,
        .num_rows = rows_,

@@ -48,36 +48,75 @@ Result<ElasticKv::SequenceSlots*> ElasticKv::SlotsFor(const SequenceStep& step, 
   }
   auto& slots = sequences_[step.seq_id];
   if (slots == nullptr) {
-    slots = std::make_unique<SequenceSlots>(layout_.num_kv_heads, capacity);
-    slots->layer_blocks.resize(layout_.num_layers);
-    slots->loaded.assign(layout_.num_layers, 0);
+    auto made = std::make_unique<SequenceSlots>(layout_.num_kv_heads, capacity);
+    made->layers.resize(layout_.num_layers);
+    made->loaded.assign(layout_.num_layers, 0);
+    made->uploaded.assign(layout_.num_layers, 0);
+    const size_t table_bytes = sizeof(std::byte*) * layout_.num_layers *
+                               static_cast<size_t>(capacity / layout_.block_tokens);
+    SPC_ASSIGN_OR_RETURN(made->table_host, PinnedBuffer::Allocate(table_bytes));
+    SPC_ASSIGN_OR_RETURN(made->table, DeviceBuffer::Allocate(table_bytes));
+    slots = std::move(made);
   }
-  const size_t bytes =
-      static_cast<size_t>(slots->map.capacity() / layout_.block_tokens) * layout_.BlockBytes();
   for (int layer = 0; layer < layout_.num_layers; ++layer) {
     if (!SlotLayer(step, layer, dense_layers_)) {
       slots->loaded[layer] = 0;  // back on the GPU; a later offload copies everything again
       continue;
     }
-    DeviceBuffer& blocks = slots->layer_blocks[layer];
-    if (blocks.data() != nullptr) continue;
-    blocks = TakeSpare(spare_, bytes);
-    if (blocks.data() != nullptr) continue;
-    // Only new device memory counts against the limit; spares are held already.
-    if (slot_bytes_limit_ > 0 && SlotBytes() + bytes > slot_bytes_limit_) {
-      return ResourceExhausted("elastic KV: slots beyond the limit of " +
-                               std::to_string(slot_bytes_limit_) + " bytes");
-    }
-    SPC_ASSIGN_OR_RETURN(blocks, DeviceBuffer::Allocate(bytes));
+    SPC_RETURN_IF_ERROR(AssignBlocks(*slots, layer, step));
   }
   return slots.get();
+}
+
+Status ElasticKv::AssignBlocks(SequenceSlots& slots, int layer, const SequenceStep& step) {
+  LayerSlots& mine = slots.layers[layer];
+  const size_t count = static_cast<size_t>(slots.map.capacity() / layout_.block_tokens);
+  const SlotBlocks* lent =
+      static_cast<size_t>(layer) < step.slot_blocks.size() ? &step.slot_blocks[layer] : nullptr;
+  if (lent != nullptr && lent->lease != 0 && lent->blocks.size() >= count) {
+    if (mine.lease == lent->lease) return Status::Ok();
+    Recycle(mine.own);
+    mine.blocks.assign(lent->blocks.begin(), lent->blocks.begin() + count);
+    mine.lease = lent->lease;
+  } else {
+    // Blocks lent before may belong to someone else by now: only our own are kept.
+    if (mine.own.data() != nullptr) return Status::Ok();
+    const size_t bytes = count * layout_.BlockBytes();
+    DeviceBuffer own = TakeSpare(spare_, bytes);
+    if (own.data() == nullptr) {
+      // Only new device memory counts against the limit; spares are held already.
+      if (slot_bytes_limit_ > 0 && SlotBytes() + bytes > slot_bytes_limit_) {
+        return ResourceExhausted("elastic KV: slots beyond the limit of " +
+                                 std::to_string(slot_bytes_limit_) + " bytes");
+      }
+      SPC_ASSIGN_OR_RETURN(own, DeviceBuffer::Allocate(bytes));
+    }
+    mine.blocks.resize(count);
+    for (size_t b = 0; b < count; ++b) {
+      mine.blocks[b] = own.as<std::byte>() + b * layout_.BlockBytes();
+    }
+    mine.own = std::move(own);
+    mine.lease = 0;
+  }
+  slots.loaded[layer] = 0;
+  slots.uploaded[layer] = 0;
+  return Status::Ok();
+}
+
+void ElasticKv::Recycle(DeviceBuffer& buffer) {
+  if (buffer.data() == nullptr) return;
+  if (spare_.size() < static_cast<size_t>(layout_.num_layers)) {
+    spare_.push_back(std::move(buffer));
+  } else {
+    buffer = DeviceBuffer();
+  }
 }
 
 size_t ElasticKv::SlotBytes() const {
   size_t bytes = 0;
   for (const DeviceBuffer& b : spare_) bytes += b.bytes();
   for (const auto& [seq_id, slots] : sequences_) {
-    for (const DeviceBuffer& b : slots->layer_blocks) bytes += b.bytes();
+    for (const LayerSlots& layer : slots->layers) bytes += layer.own.bytes();
   }
   return bytes;
 }
@@ -91,10 +130,7 @@ Result<int> ElasticKv::Plan(const BatchStep& batch) {
     if (step.tokens.size() != 1) continue;
     const int decode_row = row++;
     if (!Offloads(step, dense_layers_)) continue;
-    size_t longest = 0;
-    for (const auto& list : step.sparse_positions) longest = std::max(longest, list.size());
-    const int capacity =
-        SlotCapacity(static_cast<int>(std::max<size_t>(longest, 2) - 1), layout_.block_tokens);
+    const int capacity = SlotCapacityForLists(step.sparse_positions, layout_.block_tokens);
     // Checked first: SlotsFor may replace the slots an earlier row of the step was given.
     if (std::any_of(plans_.begin(), plans_.end(),
                     [&](const RowPlan& p) { return p.step->seq_id == step.seq_id; })) {
@@ -202,13 +238,25 @@ Status ElasticKv::Fill(std::span<SlotRange> slot_ranges, int rows, int slot_bloc
       ++stats_.row_layers;
       stats_.whole_layer_loads += plan.whole[layer];
       stats_.bytes_copied += static_cast<int64_t>(range.y) * 2 * layout_.head_dim * 2;
-      std::byte* blocks = plan.slots->layer_blocks[layer].as<std::byte>();
+      SequenceSlots& slots = *plan.slots;
+      const std::vector<std::byte*>& blocks = slots.layers[layer].blocks;
+      const size_t offset = static_cast<size_t>(layer) * blocks.size();
+      if (!slots.uploaded[layer]) {
+        // Only new blocks are written: the previous write of this part of the pinned table
+        // was read by a step that has finished.
+        std::copy(blocks.begin(), blocks.end(), slots.table_host.as<std::byte*>() + offset);
+        SPC_CUDA(cudaMemcpyAsync(
+            slots.table.as<std::byte*>() + offset, slots.table_host.as<std::byte*>() + offset,
+            sizeof(std::byte*) * blocks.size(), cudaMemcpyHostToDevice, stream));
+        slots.uploaded[layer] = 1;
+      }
       slot_ranges[static_cast<size_t>(layer) * rows + plan.row] = {
-          .first = blocks, .count = plan.slots->map.capacity() / layout_.block_tokens};
+          .blocks = reinterpret_cast<void* const*>(slots.table.as<std::byte*>() + offset),
+          .count = static_cast<int32_t>(blocks.size())};
       if (range.y == 0) continue;
       segments_.push_back({.layer = layer,
                            .host_blocks = plan.step->block_table[layer].data(),
-                           .slot_blocks = blocks,
+                           .slot_blocks = blocks.data(),
                            .jobs = jobs_.data() + range.x,
                            .count = range.y});
     }
@@ -250,12 +298,7 @@ ElasticLayerView ElasticKv::View(int layer) const {
 void ElasticKv::Release(uint64_t seq_id) {
   auto found = sequences_.find(seq_id);
   if (found == sequences_.end()) return;
-  // A sequence's worth of layers is kept for the next one; more goes back to the device.
-  for (DeviceBuffer& blocks : found->second->layer_blocks) {
-    if (blocks.data() != nullptr && spare_.size() < static_cast<size_t>(layout_.num_layers)) {
-      spare_.push_back(std::move(blocks));
-    }
-  }
+  for (LayerSlots& layer : found->second->layers) Recycle(layer.own);
   sequences_.erase(found);
 }
 

@@ -9,6 +9,10 @@
 // The attention sees slots as positions past the row's own blocks: the slot blocks take
 // block-table entries [slot_block, slot_block + capacity / block_tokens) of the row, and the
 // row's lists for offloaded layers name slot_block * block_tokens + slot.
+//
+// The slot blocks are those the KV store lends the layer (SequenceStep::slot_blocks: blocks of
+// its GPU pool, which the memory manager counts); a layer with none lent gets blocks of the
+// runner's own, within slot_bytes_limit.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -40,7 +44,8 @@ struct ElasticLayerView {
 class ElasticKv {
  public:
   ElasticKv() = default;
-  // slot_bytes_limit: device memory the slots may hold (0: no limit but the device's).
+  // slot_bytes_limit: device memory the runner's own slots may hold (0: no limit but the
+  // device's); lent blocks do not count.
   static Result<ElasticKv> Create(const KvLayout& layout, int max_sequences,
                                   size_t slot_bytes_limit = 0);
 
@@ -73,12 +78,23 @@ class ElasticKv {
   const ElasticLoadStats& stats() const { return stats_; }
 
  private:
+  // One layer's slot blocks: lent (lease != 0) or the runner's own (`own` holds them).
+  struct LayerSlots {
+    std::vector<std::byte*> blocks;  // capacity / block_tokens
+    uint64_t lease = 0;
+    DeviceBuffer own;
+  };
   struct SequenceSlots {
     SequenceSlots(int kv_heads, int capacity) : map(kv_heads, capacity) {}
     SlotMap map;
-    std::vector<DeviceBuffer> layer_blocks;  // per layer; empty where never offloaded
-    std::vector<uint8_t> loaded;             // per layer: its slots hold the map's positions
-    SlotAssignment assignment;               // the latest step's; kept so its vectors are reused
+    std::vector<LayerSlots> layers;  // empty blocks where never offloaded
+    std::vector<uint8_t> loaded;     // per layer: its slots hold the map's positions
+    std::vector<uint8_t> uploaded;   // per layer: `table` names its blocks
+    // [layers][capacity / block_tokens] block pointers, pinned and on the device: what the table
+    // assembly reads (SlotRange::blocks).
+    PinnedBuffer table_host;
+    DeviceBuffer table;
+    SlotAssignment assignment;  // the latest step's; kept so its vectors are reused
   };
   // One decode row of the step that runs elastic.
   struct RowPlan {
@@ -92,6 +108,12 @@ class ElasticKv {
       : layout_(layout), max_sequences_(max_sequences) {}
   // ResourceExhausted when the slots fit neither the limit nor the device.
   Result<SequenceSlots*> SlotsFor(const SequenceStep& step, int capacity);
+  // Gives `layer` the blocks the step lends it, else keeps or finds blocks of the runner's own;
+  // new blocks are copied into whole.
+  Status AssignBlocks(SequenceSlots& slots, int layer, const SequenceStep& step);
+  // Keeps a freed buffer of the runner's own for the next sequence (a sequence's worth of
+  // layers), or frees it.
+  void Recycle(DeviceBuffer& buffer);
   // Device bytes held by every sequence's slots and the spares.
   size_t SlotBytes() const;
   Status Reserve(size_t list_entries);

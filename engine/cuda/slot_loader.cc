@@ -57,7 +57,7 @@ void SlotLoader::Gather(std::span<const SlotSegment> segments, std::span<const P
   std::byte* payload = base + kChunkCopies * sizeof(void*);
   const int shift = std::countr_zero(static_cast<unsigned>(layout_.block_tokens));
   const int32_t mask = layout_.block_tokens - 1;
-  const size_t row = row_bytes_, half = layout_.HalfBlockBytes(), block = layout_.BlockBytes();
+  const size_t row = row_bytes_, half = layout_.HalfBlockBytes();
   pool_->ParallelFor(copies, kGrain, [&](int64_t begin, int64_t end) {
     auto piece = std::upper_bound(pieces.begin(), pieces.end(), begin,
                                   [](int64_t i, const Piece& p) { return i < p.offset; }) -
@@ -78,8 +78,7 @@ void SlotLoader::Gather(std::span<const SlotSegment> segments, std::span<const P
           __builtin_prefetch(src[k] + line);
           __builtin_prefetch(src[k] + half + line);
         }
-        dst[i] = segment.slot_blocks + static_cast<size_t>(job.slot >> shift) * block +
-                 (head_row + (job.slot & mask)) * row;
+        dst[i] = segment.slot_blocks[job.slot >> shift] + (head_row + (job.slot & mask)) * row;
       }
       for (int k = 0; k < n; ++k) {
         std::byte* out = payload + (first + k) * 2 * row;

@@ -27,7 +27,7 @@ namespace specontext::cuda {
 struct SlotSegment {
   int layer = 0;
   std::byte* const* host_blocks = nullptr;  // the row's blocks of the layer, in host memory
-  std::byte* slot_blocks = nullptr;         // the row's slot blocks of the layer, on the device
+  std::byte* const* slot_blocks = nullptr;  // the row's slot blocks of the layer, on the device
   const SlotCopyJob* jobs = nullptr;
   int count = 0;
 };

@@ -37,6 +37,12 @@ Result<RowPolicy> ResolvePlanRow(const PlanRow& row, const SpecontextPlannerOpti
   return RowPolicy{true, row.budget > 0 ? row.budget : options.budget};
 }
 
+int64_t SparseBudgetOf(AttentionMode mode, int64_t budget,
+                       const SpecontextPlannerOptions& options) {
+  const Result<RowPolicy> policy = ResolvePlanRow(PlanRow{.mode = mode, .budget = budget}, options);
+  return policy.ok() && policy->sparse ? policy->budget : 0;
+}
+
 bool RedoDenseRow(double probability, double threshold, SpecontextCounters* counters) {
   if (!(probability < threshold)) return false;
   ++counters->redo_steps;

@@ -21,6 +21,8 @@ struct RowPolicy {
 Status ValidatePlannerOptions(const SpecontextPlannerOptions& options);
 // The row's mode (kDefault takes the server's) and budget (0 takes the server's).
 Result<RowPolicy> ResolvePlanRow(const PlanRow& row, const SpecontextPlannerOptions& options);
+// StepPlanner::SparseBudget for both planners.
+int64_t SparseBudgetOf(AttentionMode mode, int64_t budget, const SpecontextPlannerOptions& options);
 // StepPlanner::RedoDense for both planners: below the threshold, counted.
 bool RedoDenseRow(double probability, double threshold, SpecontextCounters* counters);
 // Whether any row resolves to sparse mode (a row with a bad budget counts: Plan reports it).

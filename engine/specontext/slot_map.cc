@@ -11,6 +11,12 @@ int SlotCapacity(int listed, int block_tokens) {
   return (wanted + block_tokens - 1) / block_tokens * block_tokens;
 }
 
+int SlotCapacityForLists(const std::vector<std::vector<int32_t>>& lists, int block_tokens) {
+  size_t longest = 0;
+  for (const auto& list : lists) longest = std::max(longest, list.size());
+  return SlotCapacity(static_cast<int>(std::max<size_t>(longest, 2) - 1), block_tokens);
+}
+
 SlotMap::SlotMap(int kv_heads, int capacity) : capacity_(capacity), heads_(kv_heads) {
   for (Head& head : heads_) ResetHead(head);
 }

@@ -41,6 +41,8 @@ struct SlotAssignment {
 // than the list, in whole blocks of `block_tokens`, so positions that drop out stay a while.
 // The memory model reserves this many positions per offloaded layer (MemoryModelConfig).
 int SlotCapacity(int listed, int block_tokens);
+// The capacity a decode row's lists (one per KV head, the token's own position last) need.
+int SlotCapacityForLists(const std::vector<std::vector<int32_t>>& lists, int block_tokens);
 
 class SlotMap {
  public:

@@ -201,6 +201,10 @@ bool SpecontextPlanner::RedoDense(double probability, double threshold) {
   return RedoDenseRow(probability, threshold, &counters_);
 }
 
+int64_t SpecontextPlanner::SparseBudget(AttentionMode mode, int64_t budget) const {
+  return SparseBudgetOf(mode, budget, options_);
+}
+
 std::vector<int> SpecontextPlanner::HiddenLayers(std::span<const PlanRow> rows) const {
   return AnySparse(rows, options_) ? head_->aux_layer_ids() : std::vector<int>();
 }

@@ -74,6 +74,7 @@ class SpecontextPlanner final : public StepPlanner {
   SpecontextCounters counters() const override { return counters_; }
   bool RedoDense(double probability, double threshold) override;
   double redo_probability() const override { return options_.redo_probability; }
+  int64_t SparseBudget(AttentionMode mode, int64_t budget) const override;
   // Positions the head caches for a sequence (0 when it has no state).
   int64_t CachedPositions(uint64_t seq_id) const;
   size_t tracked_sequences() const { return sequences_.size(); }

@@ -112,6 +112,9 @@ class StepPlanner {
   virtual bool RedoDense(double /*probability*/, double /*threshold*/) { return false; }
   // The server's threshold for requests that give none (0: never re-run).
   virtual double redo_probability() const { return 0.0; }
+  // B for a request of this mode and budget (each as the request gives it: kDefault and 0 take
+  // the server's), or 0 when it attends densely: what the KV placement keeps GPU slots for.
+  virtual int64_t SparseBudget(AttentionMode /*mode*/, int64_t /*budget*/) const { return 0; }
   // Read between steps (the engine thread owns them while it runs); zeros for a planner that
   // keeps none.
   virtual SpecontextCounters counters() const { return {}; }

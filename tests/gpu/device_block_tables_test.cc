@@ -35,9 +35,10 @@ SequenceStep Sequence(uint64_t id, uint64_t version, int blocks, std::mt19937_64
 }
 
 // The whole packed tables: [layer][rows][stride], slot blocks from slot_block.
+// slots[layer * rows + row]: that pair's slot blocks.
 std::vector<void*> Reference(const BatchStep& batch, const std::vector<int>& order, int rows,
-                             int stride, int slot_block, const std::vector<cuda::SlotRange>& slots,
-                             size_t block_bytes) {
+                             int stride, int slot_block,
+                             const std::vector<std::vector<void*>>& slots) {
   std::vector<void*> out(static_cast<size_t>(kLayers) * rows * stride, nullptr);
   for (int l = 0; l < kLayers; ++l) {
     for (int r = 0; r < rows; ++r) {
@@ -47,10 +48,8 @@ std::vector<void*> Reference(const BatchStep& batch, const std::vector<int>& ord
         const int used = Layout().BlocksFor(s.start_position + 1);
         for (int b = 0; b < used; ++b) row[b] = s.block_table[l][b];
       }
-      const cuda::SlotRange range = slots[static_cast<size_t>(l) * rows + r];
-      for (int b = 0; slot_block > 0 && b < range.count; ++b) {
-        row[slot_block + b] = range.first + b * block_bytes;
-      }
+      const std::vector<void*>& blocks = slots[static_cast<size_t>(l) * rows + r];
+      for (size_t b = 0; slot_block > 0 && b < blocks.size(); ++b) row[slot_block + b] = blocks[b];
     }
   }
   return out;
@@ -81,19 +80,34 @@ class DeviceBlockTablesTest : public ::testing::Test {
     stride += 4;
     const int64_t before = tables_.entries_uploaded();
     EXPECT_TRUE(tables_.Stage(batch, order, rows).ok());
-    std::vector<cuda::SlotRange> slots(static_cast<size_t>(kLayers) * rows);
+    // Slot blocks at every other pair, 1 to 4 of them, in no particular order (lent blocks
+    // of the KV store's pool are scattered).
+    std::vector<std::vector<void*>> slots(static_cast<size_t>(kLayers) * rows);
     EXPECT_EQ(tables_.slot_ranges().size(), slots.size());
+    std::vector<void*> all;
     for (size_t i = 0; slot_block > 0 && i < slots.size(); i += 2) {
-      slots[i] = {.first = Fake(0x7000000 + i * 0x10000), .count = 1 + static_cast<int>(i % 4)};
-      tables_.slot_ranges()[i] = slots[i];
+      for (size_t b = 0; b < 1 + i % 4; ++b) {
+        slots[i].push_back(Fake(0x7000000 + i * 0x10000 + (b * 7919 % 11) * 0x100));
+      }
+      all.insert(all.end(), slots[i].begin(), slots[i].end());
+    }
+    auto device = cuda::DeviceBuffer::Allocate(sizeof(void*) * std::max<size_t>(all.size(), 1));
+    EXPECT_TRUE(device.ok());
+    EXPECT_EQ(
+        cudaMemcpy(device->data(), all.data(), sizeof(void*) * all.size(), cudaMemcpyHostToDevice),
+        cudaSuccess);
+    for (size_t i = 0, at = 0; i < slots.size(); ++i) {
+      if (slots[i].empty()) continue;
+      tables_.slot_ranges()[i] = {.blocks = device->as<void*>() + at,
+                                  .count = static_cast<int32_t>(slots[i].size())};
+      at += slots[i].size();
     }
     EXPECT_TRUE(tables_.Assemble(out_.as<void*>(), stride, slot_block, nullptr).ok());
     std::vector<void*> got(static_cast<size_t>(kLayers) * rows * stride);
     EXPECT_EQ(
         cudaMemcpy(got.data(), out_.data(), got.size() * sizeof(void*), cudaMemcpyDeviceToHost),
         cudaSuccess);
-    const auto want =
-        Reference(batch, order, rows, stride, slot_block, slots, Layout().BlockBytes());
+    const auto want = Reference(batch, order, rows, stride, slot_block, slots);
     for (size_t i = 0; i < want.size(); ++i) {
       if (got[i] != want[i]) {
         ADD_FAILURE() << "entry " << i << " of [layer][row][" << stride << "]";

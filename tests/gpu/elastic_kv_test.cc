@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <set>
 
@@ -206,6 +207,62 @@ TEST_F(ElasticKvTest, RowsWhoseSlotsDoNotFitAttendInPlace) {
     EXPECT_EQ(delta.row_layers, offloaded) << "step " << step;  // row 0 only
     EXPECT_EQ(delta.rows_in_place, 1) << "step " << step;       // row 2
     EXPECT_EQ(delta.positions_reused + delta.positions_loaded, int64_t(config_.num_kv_heads) * 63);
+    ExpectSameInPlace(parts, elastic, step);
+    NextTokens(elastic, &next);
+  }
+}
+
+// Slot blocks lent by the KV store's pool (SequenceStep::slot_blocks) serve as the runner's own
+// would, scattered as they are: with the runner's own slot memory capped at nothing, both
+// sparse rows still go through slots, to the bit of the in-place step. A new lease for one layer
+// copies that layer's selection whole into its new blocks; too few blocks lent, and the row
+// (with no room of its own) attends in place.
+TEST_F(ElasticKvTest, LentSlotBlocksServeAsTheRunnersOwn) {
+  if (ProbeDevices().gpus.empty()) GTEST_SKIP() << "no GPU: " << ProbeDevices().why_no_gpu;
+  ASSERT_NO_FATAL_FAILURE(Build(1));
+  const int layers = config_.num_layers, offloaded = layers - host_from_;
+  const size_t block_bytes = h_->cuda_runner().kv_layout().BlockBytes();
+  // Row 0 lists 64 positions, row 2 lists 128: 5 and 10 blocks of 16 slots.
+  const int row0_blocks = SlotCapacity(63, 16) / 16, row2_blocks = SlotCapacity(127, 16) / 16;
+  const int pool_blocks = 2 * layers * (row0_blocks + row2_blocks);
+  auto pool = cuda::DeviceBuffer::Allocate(pool_blocks * block_bytes);
+  ASSERT_TRUE(pool.ok());
+  std::vector<int> order(pool_blocks);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng_);
+  int taken = 0;
+  uint64_t lease = 0;
+  auto lend = [&](int blocks) {
+    SlotBlocks lent{.lease = ++lease};
+    for (int b = 0; b < blocks; ++b) {
+      lent.blocks.push_back(pool->as<std::byte>() + order[taken++] * block_bytes);
+    }
+    return lent;
+  };
+  std::vector<SlotBlocks> row0(layers), row2(layers);
+  for (int l = host_from_; l < layers; ++l) {
+    row0[l] = lend(row0_blocks);
+    row2[l] = lend(row2_blocks);
+  }
+
+  std::vector<int32_t> next = {1, 2, 3};
+  for (int step = 0; step < 6; ++step) {
+    if (step == 3) row0[layers - 1] = lend(row0_blocks);  // that layer was lent anew
+    if (step == 5) row2[host_from_].blocks.pop_back();    // too few: the row goes in place
+    std::vector<StepPart> parts = SparseStep(next);
+    parts[0].slot_blocks = row0;
+    parts[2].slot_blocks = row2;
+    const ElasticLoadStats before = h_->cuda_runner().elastic_stats();
+    ASSERT_TRUE(Run(parts));
+    const ElasticLoadStats delta = h_->cuda_runner().elastic_stats() - before;
+    const ParityLogits elastic = logits_;
+    EXPECT_LT(RelErr(elastic.cuda, elastic.cpu), kTolerance) << "step " << step;
+    EXPECT_EQ(delta.rows_in_place, step == 5 ? 1 : 0) << "step " << step;
+    EXPECT_EQ(delta.row_layers, (step == 5 ? 1 : 2) * offloaded) << "step " << step;
+    EXPECT_EQ(delta.whole_layer_loads, step == 0   ? 2 * offloaded
+                                       : step == 3 ? 1
+                                                   : 0)
+        << "step " << step;
     ExpectSameInPlace(parts, elastic, step);
     NextTokens(elastic, &next);
   }

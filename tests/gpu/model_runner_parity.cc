@@ -123,6 +123,7 @@ Status ParityHarness::Step(const std::vector<StepPart>& parts, ParityLogits* out
     cpu_batch.sequences.push_back(step);
     step.block_table = cuda_tables_[part.seq];
     step.host_layers = host_layers_;
+    step.slot_blocks = part.slot_blocks;
     step.seq_id = static_cast<uint64_t>(part.seq) + 1;
     // The harness's blocks never move. Even sequences vouch for that, so the runner keeps their
     // tables on the device and uploads only new entries; odd ones have theirs uploaded whole.

@@ -26,6 +26,7 @@ struct StepPart {
   std::vector<int32_t> tokens;
   bool all_logits = false;
   std::vector<std::vector<int32_t>> sparse_positions;  // per KV head; empty: dense
+  std::vector<SlotBlocks> slot_blocks;  // the CUDA step's lent slot blocks (SequenceStep)
 };
 
 struct ParityLogits {

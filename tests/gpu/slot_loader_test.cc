@@ -32,6 +32,9 @@ TEST(SlotLoader, CopiesLandInTheirSlotsAcrossChunks) {
   std::vector<cuda::PinnedBuffer> host;
   std::vector<cuda::DeviceBuffer> device;
   std::vector<std::vector<std::byte*>> tables;
+  // Each (row, layer)'s slot blocks in reverse order: lent blocks are not adjacent, and the
+  // loader must follow the pointers, not the first one.
+  std::vector<std::vector<std::byte*>> slot_tables;
   std::vector<std::vector<cuda::SlotCopyJob>> jobs;
   std::vector<cuda::SlotSegment> segments;
   for (int layer = 1; layer < layout.num_layers; ++layer) {
@@ -53,6 +56,11 @@ TEST(SlotLoader, CopiesLandInTheirSlotsAcrossChunks) {
                         .kv_head = j % 2,
                         .slot = static_cast<int32_t>((j / 2) % slots)});
       }
+      std::vector<std::byte*> slot_table;
+      for (int b = 0; b < slot_blocks; ++b) {
+        slot_table.push_back(d->as<std::byte>() + (slot_blocks - 1 - b) * layout.BlockBytes());
+      }
+      slot_tables.push_back(std::move(slot_table));
       host.push_back(std::move(h).value());
       device.push_back(std::move(d).value());
       tables.push_back(std::move(table));
@@ -63,7 +71,7 @@ TEST(SlotLoader, CopiesLandInTheirSlotsAcrossChunks) {
     if (jobs[i].empty()) continue;
     segments.push_back({.layer = 1 + static_cast<int>(i) / rows,
                         .host_blocks = tables[i].data(),
-                        .slot_blocks = device[i].as<std::byte>(),
+                        .slot_blocks = slot_tables[i].data(),
                         .jobs = jobs[i].data(),
                         .count = static_cast<int>(jobs[i].size())});
   }
@@ -91,7 +99,7 @@ TEST(SlotLoader, CopiesLandInTheirSlotsAcrossChunks) {
     for (const cuda::SlotCopyJob& job : jobs[i]) {
       const size_t src = (job.position >> shift) * layout.BlockBytes() +
                          ((size_t(job.kv_head) << shift) + (job.position & 15)) * row_bytes;
-      const size_t dst = (job.slot >> shift) * layout.BlockBytes() +
+      const size_t dst = (slot_blocks - 1 - (job.slot >> shift)) * layout.BlockBytes() +
                          ((size_t(job.kv_head) << shift) + (job.slot & 15)) * row_bytes;
       for (size_t half : {size_t{0}, layout.HalfBlockBytes()}) {
         std::memcpy(want.data() + dst + half, host[i].as<uint8_t>() + src + half, row_bytes);

@@ -23,9 +23,13 @@ using testing_kv::TempDir;
 
 class KvStoreTest : public ::testing::Test {
  protected:
-  std::unique_ptr<KvStore> Make(int32_t host_blocks, int32_t nvme_blocks = 0) {
+  // emulated_gpu_blocks > 0: a GPU tier of that many blocks, backed by host memory.
+  std::unique_ptr<KvStore> Make(int32_t host_blocks, int32_t nvme_blocks = 0,
+                                int32_t emulated_gpu_blocks = 0) {
     KvStoreOptions options;
     options.layout = SmallLayout();
+    options.gpu_blocks = emulated_gpu_blocks;
+    options.emulate_gpu = emulated_gpu_blocks > 0;
     options.host_blocks = host_blocks;
     options.nvme_blocks = nvme_blocks;
     options.nvme_path = dir_.File("kv.bin");
@@ -234,16 +238,9 @@ TEST_F(KvStoreTest, LayersMoveBetweenTiersAndKeepTheirData) {
 }
 
 TEST_F(KvStoreTest, AnEmulatedGpuTierHoldsLayersAndMovesThemByteExact) {
-  KvStoreOptions options;
-  options.layout = SmallLayout();
-  options.gpu_blocks = 8;
-  options.emulate_gpu = true;
-  options.host_blocks = 16;
-  options.nvme_blocks = 16;
-  options.nvme_path = dir_.File("emulated.bin");
-  auto created = KvStore::Create(options);
-  ASSERT_TRUE(created.ok()) << created.status().ToString();
-  KvStore& store = **created;
+  auto created = Make(16, 16, 8);
+  ASSERT_NE(created, nullptr);
+  KvStore& store = *created;
   const std::vector<Tier> split = {Tier::kGpu, Tier::kGpu, Tier::kHost, Tier::kHost};
   ASSERT_TRUE(store.AddSequence(5, split).ok());
   ASSERT_TRUE(store.Extend(5, 11).ok());
@@ -268,6 +265,65 @@ TEST_F(KvStoreTest, AnEmulatedGpuTierHoldsLayersAndMovesThemByteExact) {
   EXPECT_TRUE(store.ReclaimPrefixBlocks(Tier::kGpu, 8));
   EXPECT_EQ(store.Usage(Tier::kGpu).free_blocks, 8);
   EXPECT_FALSE(store.ReclaimPrefixBlocks(Tier::kGpu, 9));
+  EXPECT_INTEGRITY(store);
+}
+
+TEST_F(KvStoreTest, OffloadedLayersBorrowSlotBlocksFromTheGpuTier) {
+  auto created = Make(16, 0, 8);
+  ASSERT_NE(created, nullptr);
+  KvStore& store = *created;
+  ASSERT_TRUE(store.AddSequence(1, {Tier::kGpu, Tier::kHost, Tier::kHost, Tier::kHost}).ok());
+  ASSERT_TRUE(store.Extend(1, 8).ok());  // 2 GPU blocks for layer 0
+  SlotBlocks slots;
+  ASSERT_TRUE(store.LendSlots(1, 2, 3, &slots).ok());
+  EXPECT_EQ(slots.blocks.size(), 3u);
+  EXPECT_NE(slots.lease, 0u);
+  EXPECT_EQ(store.Usage(Tier::kGpu).used_blocks, 5);
+  EXPECT_EQ(store.LentSlotBlocks(), 3);
+  EXPECT_EQ(store.LayerSlotBlocks(1, 2), 3);
+  EXPECT_EQ(store.LayerSlotBlocks(1, 1), 0);
+  EXPECT_EQ(store.LayerSlotBlocks(7, 2), 0);
+  EXPECT_INTEGRITY(store);
+
+  // The same count: the same blocks under the same lease, nothing allocated.
+  SlotBlocks again;
+  ASSERT_TRUE(store.LendSlots(1, 2, 3, &again).ok());
+  EXPECT_EQ(again.lease, slots.lease);
+  EXPECT_EQ(again.blocks, slots.blocks);
+  EXPECT_EQ(store.Usage(Tier::kGpu).used_blocks, 5);
+
+  // More than the tier has left: none held, nothing leaked.
+  SlotBlocks none;
+  EXPECT_EQ(store.LendSlots(1, 3, 4, &none).code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(none.blocks.empty());
+  EXPECT_EQ(none.lease, 0u);
+  EXPECT_EQ(store.Usage(Tier::kGpu).used_blocks, 5);
+  EXPECT_INTEGRITY(store);
+
+  // Coming back to the GPU returns the slots first: the move fits in the room they held.
+  ASSERT_TRUE(store.LendSlots(1, 1, 1, &none).ok());
+  EXPECT_EQ(store.Usage(Tier::kGpu).free_blocks, 2);
+  ASSERT_TRUE(store.MoveLayer(1, 2, Tier::kGpu).ok());
+  ASSERT_TRUE(store.FinishMoves(1).ok());
+  EXPECT_EQ(store.LentSlotBlocks(), 1);
+  EXPECT_EQ(store.LendSlots(1, 2, 3, &none).code(), StatusCode::kFailedPrecondition);
+  EXPECT_INTEGRITY(store);
+
+  // Offloaded again, the layer gets a new lease even where the blocks are the same.
+  ASSERT_TRUE(store.MoveLayer(1, 2, Tier::kHost).ok());
+  ASSERT_TRUE(store.FinishMoves(1).ok());
+  SlotBlocks relent;
+  ASSERT_TRUE(store.LendSlots(1, 2, 3, &relent).ok());
+  EXPECT_GT(relent.lease, slots.lease);
+  EXPECT_INTEGRITY(store);
+
+  EXPECT_EQ(store.LendSlots(1, 0, 1, &none).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store.LendSlots(1, 9, 1, &none).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.LendSlots(1, 1, 0, &none).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.LendSlots(7, 1, 1, &none).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store.FreeSequence(1).ok());
+  EXPECT_EQ(store.Usage(Tier::kGpu).used_blocks, 0);
+  EXPECT_EQ(store.LentSlotBlocks(), 0);
   EXPECT_INTEGRITY(store);
 }
 

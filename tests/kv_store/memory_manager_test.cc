@@ -135,6 +135,41 @@ TEST(MemoryManagerTest, DenseAdmissionCountsTheGpuAsRoomAndPlacementFillsIt) {
   EXPECT_EQ(tight.moves.front().to, Tier::kHost);
 }
 
+// The serving path's model is configured dense (the head's cache is not in the KV pools) and
+// names each sparse request's slots itself.
+TEST(MemoryManagerTest, PerRequestSlotsCountAgainstTheGpu) {
+  MemoryModelConfig c = PaperConfig();
+  c.sparse_budget = 0;
+  auto m = MemoryManager::Create(c);
+  ASSERT_TRUE(m.ok());
+  // 14453125 position-layers; a dense request of 1000 keeps its 32 layers (32000), leaving
+  // 14421125. At S = 465197 = floor(14421125 / 31) a dense request keeps 31 layers; with 2560
+  // slots its offloaded layer costs 2560 more, which no longer fit: 30.
+  RequestLoad sparse{1, 465197, 0, 32};
+  const RequestLoad dense{2, 1000, 0, 32};
+  EXPECT_EQ(m->Place({sparse, dense}).gpu_layers, (std::vector<int>{31, 32}));
+  sparse.slots = 2560;
+  const PlacementPlan plan = m->Place({sparse, dense});
+  EXPECT_EQ(plan.gpu_layers, (std::vector<int>{30, 32}));
+  EXPECT_EQ(plan.moves.size(), 2u);
+  EXPECT_DOUBLE_EQ(m->GpuBytes(465197, 30, 2560), 4096.0 * (30 * 465197.0 + 2 * 2560));
+
+  // Admission counts every layer offloaded at the maximum length, each keeping its slots:
+  // 32 x 2560 x 4096 B = 335.5 MB per request, so 176 fit the 59.2 GB and 177 do not.
+  std::vector<RequestLoad> running;
+  for (RequestKey k = 0; k < 177; ++k) {
+    RequestLoad r{k, 0, 4096};
+    r.max_slots = 2560;
+    running.push_back(r);
+  }
+  EXPECT_TRUE(m->Admit({running.begin(), running.end() - 2}, running[175]).admit);
+  const AdmissionDecision full = m->Admit({running.begin(), running.end() - 1}, running.back());
+  EXPECT_FALSE(full.admit) << full.reason;
+  // Without slots the same requests cost the GPU nothing.
+  RequestLoad plain{500, 0, 4096};
+  EXPECT_TRUE(m->Admit(std::vector<RequestLoad>(176, plain), plain).admit);
+}
+
 TEST(MemoryManagerTest, AStoreWithoutAGpuTierRunsDenseFullyOffloaded) {
   MemoryModelConfig c = PaperConfig();
   c.sparse_budget = 0;

@@ -181,30 +181,138 @@ TEST(KvPlacementTest, AdmissionDefersWhatDoesNotFitAndRejectsWhatNeverCan) {
 namespace specontext::testing {
 namespace {
 
+// Three layers, blocks of 4 positions, `gpu_blocks` emulated GPU blocks, and the serving path's
+// KV over it.
+struct SmallServingKv {
+  std::unique_ptr<KvStore> store;
+  std::unique_ptr<StoreSequenceKv> kv;
+};
+SmallServingKv MakeSmallServingKv(int32_t gpu_blocks = 6) {
+  const KvLayout layout{
+      .num_layers = 3, .num_kv_heads = 1, .head_dim = 64, .block_tokens = 4, .dtype = DType::kF32};
+  auto store = KvStore::Create(
+      {.layout = layout, .gpu_blocks = gpu_blocks, .emulate_gpu = true, .host_blocks = 64});
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  if (!store.ok()) return {};
+  auto kv = StoreSequenceKv::Create(store->get());
+  EXPECT_TRUE(kv.ok()) << kv.status().ToString();
+  if (!kv.ok()) return {};
+  return {std::move(store).value(), std::move(kv).value()};
+}
+
 // The runner learns which layers of a step's sequence live off the GPU: that is what sends a
 // sparse row's offloaded layers through elastic slots.
 TEST(KvPlacementTest, StepsMarkTheLayersTheManagerOffloaded) {
-  const KvLayout layout{
-      .num_layers = 3, .num_kv_heads = 1, .head_dim = 64, .block_tokens = 4, .dtype = DType::kF32};
-  auto store =
-      KvStore::Create({.layout = layout, .gpu_blocks = 6, .emulate_gpu = true, .host_blocks = 64});
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
-  auto kv = StoreSequenceKv::Create(store->get());
-  ASSERT_TRUE(kv.ok());
+  SmallServingKv small = MakeSmallServingKv();
+  ASSERT_NE(small.kv, nullptr);
+  StoreSequenceKv* kv = small.kv.get();
   const std::vector<int32_t> tokens(4, 1);
-  ASSERT_TRUE((*kv)->Admit(1, tokens, 16, "r").ok());
+  ASSERT_TRUE(kv->Admit(1, tokens, 16, 0, "r").ok());
   SequenceStep step;
-  ASSERT_TRUE((*kv)->Reserve(1, 4).ok());
-  ASSERT_TRUE((*kv)->BeginStep(1, 0, 4, &step).ok());
+  ASSERT_TRUE(kv->Reserve(1, 4).ok());
+  ASSERT_TRUE(kv->BeginStep(1, 0, 4, &step).ok());
   EXPECT_EQ(step.host_layers, (std::vector<uint8_t>{0, 0, 0}));
-  ASSERT_TRUE((*kv)->EndStep(1, &step).ok());
+  ASSERT_TRUE(kv->EndStep(1, &step).ok());
   // 16 positions take 4 blocks per layer: the 6 GPU blocks hold one layer, the rest move.
-  ASSERT_TRUE((*kv)->Reserve(1, 16).ok());
-  ASSERT_TRUE((*kv)->BeginStep(1, 4, 12, &step).ok());
+  ASSERT_TRUE(kv->Reserve(1, 16).ok());
+  ASSERT_TRUE(kv->BeginStep(1, 4, 12, &step).ok());
   EXPECT_EQ(step.host_layers, (std::vector<uint8_t>{0, 1, 1}));
   EXPECT_EQ(step.block_table.size(), 3u);
-  ASSERT_TRUE((*kv)->EndStep(1, &step).ok());
-  (*kv)->Release(1);
+  ASSERT_TRUE(kv->EndStep(1, &step).ok());
+  kv->Release(1);
+}
+
+// A sparse sequence's offloaded layers keep slots on the GPU, lent from the GPU tier's pool:
+// the placement counts them when it decides how many layers stay, and the store takes them
+// back when the sequence leaves.
+TEST(KvPlacementTest, SparseRowsBorrowTheSlotsThePlacementCounted) {
+  SmallServingKv small = MakeSmallServingKv();
+  ASSERT_NE(small.kv, nullptr);
+  StoreSequenceKv* kv = small.kv.get();
+  KvStore* store = small.store.get();
+  // B = 8: lists of 8, so SlotCapacity(7) = 8 slots, two blocks per offloaded layer.
+  const std::vector<int32_t> tokens(16, 1);
+  ASSERT_TRUE(kv->Admit(1, tokens, 24, 8, "sparse").ok());
+  SequenceStep prefill;
+  ASSERT_TRUE(kv->Reserve(1, 16).ok());
+  ASSERT_TRUE(kv->BeginStep(1, 0, 16, &prefill).ok());
+  EXPECT_TRUE(prefill.slot_blocks.empty());  // not a sparse decode row
+  ASSERT_TRUE(kv->EndStep(1, &prefill).ok());
+
+  // 17 positions round to 20 (5 blocks a layer). Dense, one layer would stay on the 6 GPU
+  // blocks; with 2 slot blocks for each offloaded layer nothing does: 3 x 2 = 6.
+  SequenceStep decode;
+  decode.tokens = {1};
+  decode.sparse_positions = {{0, 1, 2, 3, 10, 11, 12, 16}};
+  ASSERT_TRUE(kv->Reserve(1, 17).ok());
+  ASSERT_TRUE(kv->BeginStep(1, 16, 1, &decode).ok());
+  EXPECT_EQ(decode.host_layers, (std::vector<uint8_t>{1, 1, 1}));
+  ASSERT_EQ(decode.slot_blocks.size(), 3u);
+  for (const SlotBlocks& slots : decode.slot_blocks) {
+    EXPECT_EQ(slots.blocks.size(), 2u);
+    EXPECT_NE(slots.lease, 0u);
+  }
+  EXPECT_EQ(store->LentSlotBlocks(), 6);
+  EXPECT_EQ(store->Usage(Tier::kGpu).free_blocks, 0);
+  const uint64_t lease = decode.slot_blocks[2].lease;
+  ASSERT_TRUE(kv->EndStep(1, &decode).ok());
+  EXPECT_TRUE(store->CheckIntegrity().ok());
+
+  // The next step gets the same slots, so the runner keeps what it copied into them.
+  decode.start_position = 17;
+  decode.sparse_positions = {{0, 1, 2, 3, 10, 11, 12, 17}};
+  ASSERT_TRUE(kv->Reserve(1, 18).ok());
+  ASSERT_TRUE(kv->BeginStep(1, 17, 1, &decode).ok());
+  EXPECT_EQ(decode.slot_blocks[2].lease, lease);
+  ASSERT_TRUE(kv->EndStep(1, &decode).ok());
+  kv->Release(1);
+  EXPECT_EQ(store->LentSlotBlocks(), 0);
+  EXPECT_EQ(store->Usage(Tier::kGpu).used_blocks, 0);
+
+  // The same sequence dense keeps layer 0 on the GPU.
+  ASSERT_TRUE(kv->Admit(2, tokens, 24, 0, "dense").ok());
+  ASSERT_TRUE(kv->Reserve(2, 17).ok());
+  ASSERT_TRUE(kv->BeginStep(2, 0, 17, &prefill).ok());
+  EXPECT_EQ(prefill.host_layers, (std::vector<uint8_t>{0, 1, 1}));
+  ASSERT_TRUE(kv->EndStep(2, &prefill).ok());
+  kv->Release(2);
+}
+
+// A layer promoted back to the GPU returns its slots first, so the promotion may use the room
+// they held: here it fits only with them.
+TEST(KvPlacementTest, APromotionCountsTheSlotsItGivesBack) {
+  SmallServingKv small = MakeSmallServingKv(7);  // 28 positions
+  ASSERT_NE(small.kv, nullptr);
+  StoreSequenceKv* kv = small.kv.get();
+  KvStore* store = small.store.get();
+  // A: 12 positions (3 blocks) with B = 4, so one slot block per offloaded layer: 12 for its
+  // slots leave 16, two GPU layers.
+  ASSERT_TRUE(kv->Admit(1, std::vector<int32_t>(9, 1), 12, 4, "a").ok());
+  SequenceStep step;
+  ASSERT_TRUE(kv->Reserve(1, 9).ok());
+  ASSERT_TRUE(kv->BeginStep(1, 0, 9, &step).ok());
+  EXPECT_EQ(step.host_layers, (std::vector<uint8_t>{0, 0, 1}));
+  ASSERT_TRUE(kv->EndStep(1, &step).ok());
+  // A dense request of 8 takes one of A's GPU layers (each costs both 8 positions).
+  ASSERT_TRUE(kv->Admit(2, std::vector<int32_t>(7, 1), 8, 0, "b").ok());
+  ASSERT_TRUE(kv->Reserve(2, 7).ok());
+  ASSERT_TRUE(kv->BeginStep(2, 0, 7, &step).ok());
+  ASSERT_TRUE(kv->EndStep(2, &step).ok());
+  // A decodes sparsely: its two offloaded layers borrow a block each, and the tier is full.
+  SequenceStep decode{.tokens = {1}, .start_position = 9};
+  decode.sparse_positions = {{5, 6, 7, 9}};
+  ASSERT_TRUE(kv->Reserve(1, 10).ok());
+  ASSERT_TRUE(kv->BeginStep(1, 9, 1, &decode).ok());
+  EXPECT_EQ(decode.host_layers, (std::vector<uint8_t>{0, 1, 1}));
+  ASSERT_TRUE(kv->EndStep(1, &decode).ok());
+  EXPECT_EQ(store->Usage(Tier::kGpu).free_blocks, 0);
+  // B leaves 2 blocks; layer 1 needs 3, and gets them with its slot block back.
+  kv->Release(2);
+  EXPECT_EQ(*store->LayerTier(1, 1), Tier::kGpu);
+  EXPECT_EQ(store->LentSlotBlocks(), 1);
+  EXPECT_EQ(kv->placement().decisions(MemoryDecision::kPromote), 1);
+  EXPECT_TRUE(store->CheckIntegrity().ok());
+  kv->Release(1);
 }
 
 }  // namespace

@@ -39,6 +39,10 @@ class RecordingPlanner : public StepPlanner {
     return probabilities_;
   }
   double redo_probability() const override { return redo_below_; }
+  // Its windowed lists hold `window` positions: the placement keeps slots for that many.
+  int64_t SparseBudget(AttentionMode mode, int64_t /*budget*/) const override {
+    return mode == AttentionMode::kDense ? 0 : window_;
+  }
   int redone() {
     std::lock_guard<std::mutex> lock(mutex_);
     return redone_;
@@ -174,6 +178,48 @@ TEST(StepPlannerLoopTest, SparseWindowRunsAndEveryExitIsReleased) {
   for (const auto& [seq_id, count] : planner.released()) releases += count;
   EXPECT_EQ(releases, 4 + preemptions);
   EXPECT_GT(planner.sparse_rows(), 0);
+}
+
+// Records the most GPU-tier bytes lent as slots at any step's end.
+class SlotWatcher : public PlacementObserver {
+ public:
+  void OnKvTiers(const KvTierSnapshot& snapshot) override {
+    most_ = std::max(most_, snapshot.slot_bytes);
+  }
+  int64_t most() const { return most_; }
+
+ private:
+  int64_t most_ = 0;
+};
+
+// Sparse rows on a small (emulated) GPU tier borrow their slots from it: the placement counts
+// them, the store lends them and takes them back, every step passes the integrity check, and
+// the tokens are those of a store with room for everything.
+TEST(StepPlannerLoopTest, SparseRowsBorrowSlotsFromTheGpuTier) {
+  RecordingPlanner tiered_planner(KvHeads(), 8), roomy_planner(KvHeads(), 8);
+  SlotWatcher watcher;
+  EngineFixture tiered({.gpu_blocks = 12,
+                        .placement = {.observer = &watcher, .check_integrity_every_step = true},
+                        .planner = &tiered_planner});
+  EngineFixture roomy({.planner = &roomy_planner});
+  const int vocab = roomy.config().vocab_size;
+  auto requests = [&] {
+    auto r = Requests({60, 50, 70}, vocab, 30);
+    for (GenerationRequest& request : r) request.attention = AttentionMode::kSpecontext;
+    return r;
+  };
+  const auto got = RunAll(tiered, requests());
+  const auto want = RunAll(roomy, requests());
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].finish, FinishReason::kLength) << got[i].error.ToString();
+    EXPECT_EQ(got[i].tokens, want[i].tokens) << "request " << i;
+  }
+  EXPECT_GT(tiered_planner.sparse_rows(), 0);
+  EXPECT_GT(watcher.most(), 0);
+  EXPECT_EQ(tiered.store().LentSlotBlocks(), 0);
+  tiered.store().DropUnusedPrefixes();  // cached prompt blocks outlive their requests
+  EXPECT_EQ(tiered.store().Usage(Tier::kGpu).used_blocks, 0);
 }
 
 TEST(StepPlannerLoopTest, UnsureSparseRowsRunAgainDensely) {

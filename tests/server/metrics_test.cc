@@ -40,6 +40,7 @@ ServingMetrics& Populated() {
     metrics.SetElasticLoadHitRatio(0.9);
     metrics.ObserveRetrievalTime(0.002);
     metrics.SetLayersOffloaded(4);
+    metrics.SetKvSlotBytes(1 << 20);
     return true;
   }();
   (void)filled;
@@ -73,6 +74,7 @@ TEST(MetricsTest, ExposesVllmNamesWithModelLabel) {
            "specontext_elastic_load_hit_ratio{model_name=\"smol\"} 0.9",
            "specontext_retrieval_seconds_count{model_name=\"smol\"} 1",
            "specontext_layers_offloaded{model_name=\"smol\"} 4",
+           "specontext_kv_slot_bytes{model_name=\"smol\"} 1048576",
        }) {
     EXPECT_TRUE(Contains(text, line)) << "missing: " << line << "\n" << text;
   }
